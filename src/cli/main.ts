@@ -1,1 +1,32 @@
-export async function main(argv: string[]): Promise<number> { console.log(argv); return 0; }
+/**
+ * The `iotrail` command: dispatch to its subcommands. All I/O of the tool lives under src/cli; the model below it
+ * is pure.
+ */
+import { replayMain } from './replay.js';
+
+const USAGE = `iotrail — an executable model of the Linux IOMMU user API (iommufd, VFIO)
+
+usage:
+  iotrail replay FILE|DIR...        replay traces against the model and report every divergence
+  iotrail help                      this text
+
+Run 'iotrail COMMAND --help' for a command's options.`;
+
+type Command = (argv: string[]) => Promise<number>;
+const COMMANDS: Readonly<Record<string, Command>> = {
+  replay: replayMain,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return cmd === undefined ? 2 : 0;
+  }
+  const run = COMMANDS[cmd];
+  if (run === undefined) {
+    process.stderr.write(`iotrail: unknown command ${JSON.stringify(cmd)}\n${USAGE}\n`);
+    return 2;
+  }
+  return run(rest);
+}

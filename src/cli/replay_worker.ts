@@ -1,0 +1,7 @@
+/** A worker thread of `iotrail replay --workers N`: replays the files it is sent, one at a time. */
+import { parentPort } from 'node:worker_threads';
+import { replayFile } from './replay_file.js';
+
+parentPort?.on('message', (m: { index: number; file: string; log?: string; stop?: boolean }) => {
+  void replayFile(m.file, { log: m.log, stop: m.stop }).then((report) => parentPort?.postMessage({ index: m.index, report }));
+});

@@ -1,0 +1,66 @@
+/**
+ * Domain events: every decision the model makes, as immutable facts appended to the event log. State is only
+ * ever derived from them (projections/state.ts `evolve`); the ioctl handlers (machines/) decide which events
+ * happen and never write state themselves.
+ *
+ * Names follow the kernel where it has one (`ObjectAllocated` = `_iommufd_object_alloc`, `ObjectFinalized` =
+ * `iommufd_object_finalize`, `ObjectAborted` = `iommufd_object_abort`, `ObjectDestroyed` = the destroy op run by
+ * `iommufd_object_remove` or `iommufd_fops_release`).
+ */
+import type { Errno } from './errno.js';
+
+export type ObjectKind =
+  | 'IOAS' | 'HWPT_PAGING' | 'HWPT_NESTED' | 'DEVICE' | 'ACCESS' | 'FAULT' | 'VIOMMU' | 'VDEVICE' | 'VEVENTQ'
+  | 'HW_QUEUE' | 'SELFTEST';
+export const OBJECT_KINDS: readonly ObjectKind[] = [
+  'IOAS', 'HWPT_PAGING', 'HWPT_NESTED', 'DEVICE', 'ACCESS', 'FAULT', 'VIOMMU', 'VDEVICE', 'VEVENTQ', 'HW_QUEUE', 'SELFTEST',
+];
+
+/** What an fd refers to. `ctx` is the iommufd_ctx of an open of /dev/iommu (or /dev/vfio/vfio under iommufd). */
+export type FileRef =
+  | { readonly kind: 'iommufd'; readonly ctx: number }
+  | { readonly kind: 'memfd'; readonly memfd: number }
+  | { readonly kind: 'other'; readonly path: string };
+
+export type DomainEvent =
+  | { readonly type: 'TraceStarted'; readonly pageSize: number; readonly memory: 'explicit' | 'implicit' }
+  | { readonly type: 'FdInstalled'; readonly fd: number; readonly file: FileRef }
+  | { readonly type: 'FdClosed'; readonly fd: number }
+  /** iommufd_fops_open: a new context; `accountMode` 1 (MM) when opened as /dev/vfio/vfio. */
+  | { readonly type: 'IommufdOpened'; readonly ctx: number; readonly accountMode: 0 | 1; readonly compat: boolean }
+  /** iommufd_fops_release finished: every object destroyed, the context freed. */
+  | { readonly type: 'IommufdReleased'; readonly ctx: number }
+  | { readonly type: 'ObjectAllocated'; readonly ctx: number; readonly id: number; readonly kind: ObjectKind }
+  | { readonly type: 'ObjectFinalized'; readonly ctx: number; readonly id: number }
+  | { readonly type: 'ObjectAborted'; readonly ctx: number; readonly id: number }
+  | { readonly type: 'ObjectDestroyed'; readonly ctx: number; readonly id: number }
+  | { readonly type: 'AccountModeSet'; readonly ctx: number; readonly mode: 0 | 1 }
+  | { readonly type: 'IoasLargePagesSet'; readonly ctx: number; readonly id: number; readonly disableLargePages: boolean }
+  | { readonly type: 'VfioIoasSet'; readonly ctx: number; readonly id: number }
+  | { readonly type: 'VmaMapped'; readonly start: bigint; readonly length: bigint; readonly prot: number; readonly flags: number; readonly memfd: number | undefined; readonly offset: bigint }
+  | { readonly type: 'VmaUnmapped'; readonly start: bigint; readonly length: bigint }
+  | { readonly type: 'MemfdCreated'; readonly memfd: number; readonly name: string }
+  | { readonly type: 'MemfdResized'; readonly memfd: number; readonly size: bigint }
+  /** The outcome of one traced call, as the model decided it. */
+  | { readonly type: 'CallCompleted'; readonly op: string; readonly ret: bigint | undefined; readonly errno: Errno | undefined; readonly why: string }
+  /** Observed and predicted differ (trace-format "Replay verdict"); changes no state. */
+  | { readonly type: 'Diverged'; readonly field: string; readonly observed: string; readonly predicted: string; readonly why: string };
+
+export type EventType = DomainEvent['type'];
+export type EventOfType<T extends EventType> = Extract<DomainEvent, { type: T }>;
+
+/** One log entry: the event, its position, and the trace line and thread that caused it. */
+export interface LogEntry {
+  readonly n: number;
+  readonly line: number;
+  readonly tid: number;
+  readonly ev: DomainEvent;
+}
+
+/** The fields of each event type that hold u64 values (bigint), so the log codec can write and revive them. */
+export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]>>> = {
+  VmaMapped: ['start', 'length', 'offset'],
+  VmaUnmapped: ['start', 'length'],
+  MemfdResized: ['size'],
+  CallCompleted: ['ret'],
+};

@@ -1,0 +1,42 @@
+/**
+ * The event log on disk: JSON Lines, one `LogEntry` per line, its event's fields flattened beside `n`, `line` and
+ * `tid`. u64 values are written as hex strings (JSON numbers would round them) and revived by the event type's
+ * list of bigint fields, so decoding a written log gives back entries equal to the ones written.
+ */
+import { BIGINT_FIELDS, type DomainEvent, type LogEntry } from './domain.js';
+import { bad, ok, show, type Decoded } from './values.js';
+
+const replacer = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v);
+
+export function encodeEntry(e: LogEntry): string {
+  return JSON.stringify({ n: e.n, line: e.line, tid: e.tid, ...e.ev }, replacer);
+}
+
+const TYPES = new Set([
+  'TraceStarted', 'FdInstalled', 'FdClosed', 'IommufdOpened', 'IommufdReleased', 'ObjectAllocated', 'ObjectFinalized',
+  'ObjectAborted', 'ObjectDestroyed', 'AccountModeSet', 'IoasLargePagesSet', 'VfioIoasSet', 'VmaMapped', 'VmaUnmapped',
+  'MemfdCreated', 'MemfdResized', 'CallCompleted', 'Diverged',
+] satisfies DomainEvent['type'][]);
+
+/** Decodes one log line; errors are values with the JSON path, like trace errors. */
+export function decodeEntry(text: string): Decoded<LogEntry> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return bad('', `malformed JSON (${(e as Error).message})`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad('', `expected a log entry object, got ${show(raw)}`);
+  const { n, line, tid, ...ev } = raw as Record<string, unknown>;
+  for (const [k, v] of [['n', n], ['line', line], ['tid', tid]] as const)
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return bad(k, `expected a non-negative integer, got ${show(v)}`);
+  const type = ev.type;
+  if (typeof type !== 'string' || !TYPES.has(type as DomainEvent['type'])) return bad('type', `unknown event type ${show(type)}`);
+  for (const f of BIGINT_FIELDS[type as DomainEvent['type']] ?? []) {
+    const v = ev[f];
+    if (v === undefined) continue;
+    if (typeof v !== 'string' || !/^0x[0-9a-f]+$/.test(v)) return bad(f, `expected a hex u64, got ${show(v)}`);
+    ev[f] = BigInt(v);
+  }
+  return ok({ n: n as number, line: line as number, tid: tid as number, ev: ev as unknown as DomainEvent });
+}

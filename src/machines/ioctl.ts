@@ -1,0 +1,88 @@
+/**
+ * The ioctl framework shared by every object file: what a handler is, what it returns, and the argument as the
+ * kernel sees it after `copy_struct_from_user` (main.c `iommufd_fops_ioctl`, iommufd_private.h
+ * `iommufd_ucmd_respond`).
+ *
+ * A handler is an *operation*: a generator that yields the domain events of each atomic step and returns the
+ * events of its last step with the outcome. Each `yield` is a point where the kernel drops its locks (MAP's
+ * reserve/fill/publish, UNMAP's notify-and-retry, destroy waiting for short-term users), so another thread's
+ * step may run there; after a `yield` a handler re-reads the state. A single-threaded replay runs every
+ * operation to completion. Handlers read `Call.k.st` and never write it: only `evolve` does.
+ */
+import type { DomainEvent } from '../events/domain.js';
+import type { Errno } from '../events/errno.js';
+import type { TraceHeader } from '../events/header.js';
+import type { IommufdCtx, State } from '../projections/state.js';
+
+import type { Arg } from '../events/resolve.js';
+export type { Arg, ArgValue } from '../events/resolve.js';
+
+/** What the kernel writes back, by field name (nested for IOMMU_TEST_CMD's union members). */
+export interface Out {
+  readonly [field: string]: OutValue;
+}
+export type OutValue = bigint | readonly Out[] | Out | Uint8Array;
+
+export const u64 = (a: Arg, name: string): bigint => {
+  const v = a.v[name];
+  return typeof v === 'bigint' ? v : 0n;
+};
+/** A field of at most 32 bits, as a number. */
+export const u32 = (a: Arg, name: string): number => Number(u64(a, name));
+/** A user pointer field that is NULL: absent, or the raw pointer 0 (inline data is never NULL). */
+export const isNullPtr = (a: Arg, name: string): boolean => {
+  const v = a.v[name];
+  return v === undefined || v === 0n;
+};
+export const member = (a: Arg, name: string): Arg | undefined => {
+  const v = a.v[name];
+  return typeof v === 'object' && v !== null && 'def' in v ? v : undefined;
+};
+
+export type Outcome =
+  | { readonly kind: 'ok'; readonly ret: bigint; readonly out: Out | undefined; readonly why: string }
+  | { readonly kind: 'err'; readonly errno: Errno; readonly out: Out | undefined; readonly why: string }
+  /** The model stops here: the rest of this call is not modelled yet. Always reported as a divergence. */
+  | { readonly kind: 'unmodelled'; readonly what: string };
+export interface Done {
+  readonly events: readonly DomainEvent[];
+  readonly outcome: Outcome;
+}
+export type Operation = Generator<readonly DomainEvent[], Done, void>;
+
+export interface Kernel {
+  /** The live projected state; handlers read it, `evolve` alone writes it. */
+  readonly st: State;
+  readonly header: TraceHeader;
+}
+export interface Call {
+  readonly k: Kernel;
+  readonly ctx: IommufdCtx;
+}
+export type Handler = (c: Call, a: Arg) => Operation;
+
+const NONE: readonly DomainEvent[] = [];
+export const fail = (errno: Errno, why: string, events: readonly DomainEvent[] = NONE, out?: Out): Done =>
+  ({ events, outcome: { kind: 'err', errno, out, why } });
+export const succeed = (why: string, out?: Out, events: readonly DomainEvent[] = NONE, ret = 0n): Done =>
+  ({ events, outcome: { kind: 'ok', ret, out, why } });
+export const unmodelled = (what: string, events: readonly DomainEvent[] = NONE): Done =>
+  ({ events, outcome: { kind: 'unmodelled', what } });
+
+/**
+ * `iommufd_ucmd_respond`: the whole kernel copy of the struct goes back, `min(user_size, sizeof)` bytes of it,
+ * so input fields are echoed and output fields land only if the caller's struct reaches them.
+ */
+export function respond(a: Arg, changes: Out): Out {
+  const out: Record<string, OutValue> = {};
+  for (const f of a.def.fields) {
+    if (f.off >= a.size) continue;
+    const v = Object.hasOwn(changes, f.name) ? changes[f.name] : echo(a.v[f.name]);
+    if (v !== undefined) out[f.name] = v;
+    else if (f.type.t !== 'array' && f.type.t !== 'data' && f.type.t !== 'struct' && f.type.t !== 'bytes') out[f.name] = 0n;
+  }
+  return out;
+}
+function echo(v: Arg['v'][string] | undefined): OutValue | undefined {
+  return typeof v === 'bigint' ? v : undefined;
+}

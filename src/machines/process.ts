@@ -1,0 +1,126 @@
+/**
+ * The process side of a trace: its file descriptor table and the syscalls that reach the IOMMU API or build the
+ * user memory it maps (fs/open.c, fs/file.c, mm/mmap.c, mm/memfd.c), and `iommufd_fops_open`/`_release`
+ * (main.c). Opening /dev/iommu makes a new iommufd context with its own object ID space; the last close of it
+ * destroys every object it still holds, leaves first (objects.ts `releaseOrder`).
+ */
+import type { DomainEvent, FileRef } from '../events/domain.js';
+import { FLAG_SETS } from '../events/flags.js';
+import { U64_MAX } from '../events/values.js';
+import { chooseMmapAddress } from '../hw/mm.js';
+import type { KObject, State } from '../projections/state.js';
+import { fail, succeed, unmodelled, type Done, type Kernel, type Operation } from './ioctl.js';
+import { destroyEvents, releaseOrder } from './objects.js';
+
+const M = FLAG_SETS.mmap;
+const FD_MIN = 3;
+
+/** The fd `open` would return: the trace's observed one when it is free, else the lowest free fd (fs/file.c). */
+function pickFd(st: State, want: bigint | undefined): number {
+  if (want !== undefined && want >= 0n && want <= 0x7fff_ffffn && !st.fds.has(Number(want))) return Number(want);
+  let fd = FD_MIN;
+  while (st.fds.has(fd)) fd++;
+  return fd;
+}
+
+/** What an object holds references on; destroying it drops them (for `releaseOrder`). None yet: only IOASes. */
+const heldRefs = (_o: KObject): readonly number[] => [];
+
+export function* sys_open(k: Kernel, path: string, want: bigint | undefined): Operation {
+  const fd = pickFd(k.st, want);
+  if (path === '/dev/iommu' || (path === '/dev/vfio/vfio' && k.header.vfio_container === 'iommufd')) {
+    const ctx = k.st.nextCtx;
+    const compat = path === '/dev/vfio/vfio';
+    return succeed(`main.c iommufd_fops_open: new iommufd context ${ctx}${compat ? ' (VFIO container personality, account_mode MM)' : ''}`,
+      undefined, [
+        { type: 'IommufdOpened', ctx, accountMode: compat ? 1 : 0, compat },
+        { type: 'FdInstalled', fd, file: { kind: 'iommufd', ctx } },
+      ], BigInt(fd));
+  }
+  if (path.startsWith('/dev/vfio/')) return unmodelled(`open of ${path} (VFIO groups, devices and the type1 container)`);
+  return succeed(`open ${path}: not an IOMMU file; modelled as an ordinary file`, undefined,
+    [{ type: 'FdInstalled', fd, file: { kind: 'other', path } }], BigInt(fd));
+}
+
+export function* sys_close(k: Kernel, fd: number): Operation {
+  const f = k.st.fds.get(fd);
+  if (f === undefined) return fail('EBADF', `close: fd ${fd} is not open`);
+  const events: DomainEvent[] = [{ type: 'FdClosed', fd }];
+  if (f.kind === 'iommufd') {
+    const ctx = k.st.ctxs.get(f.ctx)!;
+    const { order, leaked } = releaseOrder(ctx, heldRefs);
+    if (leaked.length > 0) return unmodelled(`close of an iommufd whose objects ${leaked.join(', ')} are still referenced`);
+    events.push(...destroyEvents(ctx.id, order), { type: 'IommufdReleased', ctx: ctx.id });
+    return succeed(`main.c iommufd_fops_release: context ${ctx.id} freed${order.length ? `, destroying ${order.join(', ')}` : ''}`, undefined, events);
+  }
+  return succeed(`close fd ${fd}`, undefined, events);
+}
+
+export interface MmapArgs {
+  readonly addr: bigint; readonly length: bigint; readonly prot: bigint; readonly flags: bigint; readonly fd: bigint; readonly offset: bigint;
+}
+
+/** `do_mmap` checks in order, then the VMA. The address is the trace's observed one when given. */
+export function* sys_mmap(k: Kernel, a: MmapArgs, want: bigint | undefined): Operation {
+  const page = BigInt(k.st.pageSize);
+  const type = Number(a.flags & 3n);
+  if (a.length === 0n) return fail('EINVAL', 'mm/mmap.c do_mmap: length 0');
+  const len = (a.length + page - 1n) & ~(page - 1n);
+  if (len > U64_MAX) return fail('ENOMEM', 'mm/mmap.c do_mmap: length overflows when page aligned');
+  if (a.offset % page !== 0n) return fail('EINVAL', 'mm/mmap.c: offset is not page aligned');
+  if (type === 0) return fail('EINVAL', 'mm/mmap.c: flags have neither MAP_SHARED nor MAP_PRIVATE');
+  const fixed = (a.flags & BigInt(M.MAP_FIXED | M.MAP_FIXED_NOREPLACE)) !== 0n;
+  if (fixed && a.addr % page !== 0n) return fail('EINVAL', 'mm/mmap.c: MAP_FIXED address is not page aligned');
+  let memfd: number | undefined;
+  if ((a.flags & BigInt(M.MAP_ANONYMOUS)) === 0n) {
+    const f: FileRef | undefined = a.fd < 0n ? undefined : k.st.fds.get(Number(a.fd));
+    if (f === undefined) return fail('EBADF', `mm/mmap.c: fd ${a.fd} is not open and MAP_ANONYMOUS is not set`);
+    if (f.kind === 'iommufd') return unmodelled('mmap of an iommufd (mmap cookies)');
+    if (f.kind !== 'memfd') return unmodelled(`mmap of ${f.kind === 'other' ? f.path : 'this file'}`);
+    memfd = f.memfd;
+  }
+  const addr = fixed ? a.addr : want !== undefined && want % page === 0n ? want : chooseMmapAddress(k.st.mm, len, k.st.pageSize);
+  if (addr === undefined) return fail('ENOMEM', 'mm/mmap.c get_unmapped_area: no gap fits');
+  if (addr + len - 1n > U64_MAX) return fail('ENOMEM', 'mm/mmap.c: mapping would pass the end of the address space');
+  return succeed(`mmap [0x${addr.toString(16)}, 0x${(addr + len - 1n).toString(16)}]`, undefined, [
+    { type: 'VmaMapped', start: addr, length: len, prot: Number(a.prot), flags: Number(a.flags), memfd, offset: a.offset },
+  ], addr);
+}
+
+export function* sys_munmap(k: Kernel, addr: bigint, length: bigint): Operation {
+  const page = BigInt(k.st.pageSize);
+  if (addr % page !== 0n) return fail('EINVAL', 'mm/mmap.c do_vmi_munmap: address is not page aligned');
+  if (length === 0n) return fail('EINVAL', 'mm/mmap.c do_vmi_munmap: length 0');
+  const len = (length + page - 1n) & ~(page - 1n);
+  if (addr + len - 1n > U64_MAX) return fail('EINVAL', 'mm/mmap.c do_vmi_munmap: range passes the end of the address space');
+  return succeed(`munmap [0x${addr.toString(16)}, 0x${(addr + len - 1n).toString(16)}]`, undefined, [{ type: 'VmaUnmapped', start: addr, length: len }]);
+}
+
+export function* sys_madvise(k: Kernel, addr: bigint): Operation {
+  if (addr % BigInt(k.st.pageSize) !== 0n) return fail('EINVAL', 'mm/madvise.c: address is not page aligned');
+  return unmodelled('madvise (page contents and mmu_notifier invalidation)');
+}
+
+export function* sys_memfd_create(k: Kernel, name: string, flags: bigint, want: bigint | undefined): Operation {
+  if (Buffer.byteLength(name) > 249) return fail('EINVAL', 'mm/memfd.c memfd_create: name longer than 249 bytes');
+  if ((flags & ~0x1fn) !== 0n) return fail('EINVAL', 'mm/memfd.c memfd_create: unknown flags');
+  const fd = pickFd(k.st, want);
+  const memfd = k.st.nextMemfd;
+  return succeed(`memfd_create ${JSON.stringify(name)}`, undefined, [
+    { type: 'MemfdCreated', memfd, name },
+    { type: 'FdInstalled', fd, file: { kind: 'memfd', memfd } },
+  ], BigInt(fd));
+}
+
+export function* sys_ftruncate(k: Kernel, fd: number, length: bigint): Operation {
+  const f = k.st.fds.get(fd);
+  if (f === undefined) return fail('EBADF', `ftruncate: fd ${fd} is not open`);
+  if (f.kind !== 'memfd') return fail('EINVAL', 'ftruncate: not a regular file');
+  if (length > 0x7fff_ffff_ffff_ffffn) return fail('EINVAL', 'ftruncate: length above LLONG_MAX');
+  return succeed(`memfd ${f.memfd} is now ${length} bytes`, undefined, [{ type: 'MemfdResized', memfd: f.memfd, size: length }]);
+}
+
+export const notModelledOp = (what: string): Operation =>
+  (function* (): Generator<readonly DomainEvent[], Done, void> {
+    return unmodelled(what);
+  })();

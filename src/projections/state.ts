@@ -1,0 +1,156 @@
+/**
+ * The projected kernel and process state, and `evolve`: the one function that turns domain events into state.
+ *
+ * `evolve(state, event)` is deterministic and depends on nothing but its arguments; it updates the state it is
+ * given in place (a projection owns its state, as a fold's accumulator) because copying the object tables per
+ * event would cost more than the trace parse. Points in history are kept by `cloneState` (time travel) or by
+ * replaying the log from `initialState()`: the log, not the state, is the record.
+ */
+import type { DomainEvent, FileRef, ObjectKind } from '../events/domain.js';
+import { E_ABORT, E_DESTROY, E_FINALIZE, nextLife, S_ALLOCATED, S_FINALIZED } from '../machines/lifecycle.js';
+import { IdAllocator } from './ids.js';
+import { emptyMm, mmEvolve, cloneMm, type MmState } from '../hw/mm.js';
+
+export interface IoasData {
+  disableLargePages: boolean;
+  /** `iopt->iova_alignment`: 1 for a new IOAS; PAGE_SIZE with large pages disabled; grows with domains/accesses. */
+  iovaAlignment: bigint;
+  /** `iopt->reserved_itree`, ascending and disjoint (filled by domains, devices and ADD_RESERVED). */
+  reserved: { readonly start: bigint; readonly last: bigint }[];
+  /** Number of areas in `iopt->area_itree`. */
+  areas: number;
+}
+const newIoas = (): IoasData => ({ disableLargePages: false, iovaAlignment: 1n, reserved: [], areas: 0 });
+export interface KObject {
+  readonly id: number;
+  readonly kind: ObjectKind;
+  /** Index into LIFE_STATES (machines/lifecycle.ts). */
+  life: number;
+  /** `obj->users`: 1 for the xarray's own reference, plus every long-term reference held on it. */
+  users: number;
+  ioas: IoasData | undefined;
+}
+export interface IommufdCtx {
+  readonly id: number;
+  /** `ictx->account_mode`: 0 user (IOPT_PAGES_ACCOUNT_USER), 1 mm (IOPT_PAGES_ACCOUNT_MM). */
+  accountMode: 0 | 1;
+  readonly compat: boolean;
+  readonly objects: Map<number, KObject>;
+  readonly ids: IdAllocator;
+  /** `ictx->vfio_ioas`: the IOAS the VFIO compat ioctls act on (no reference held), 0 for none. */
+  vfioIoas: number;
+}
+export interface State {
+  pageSize: number;
+  memory: 'explicit' | 'implicit';
+  readonly fds: Map<number, FileRef>;
+  readonly ctxs: Map<number, IommufdCtx>;
+  nextCtx: number;
+  nextMemfd: number;
+  readonly mm: MmState;
+}
+
+export const initialState = (): State => ({
+  pageSize: 4096, memory: 'explicit', fds: new Map(), ctxs: new Map(), nextCtx: 1, nextMemfd: 1, mm: emptyMm(),
+});
+
+/** A model bug: an event that the state cannot take (decide and evolve disagree). Never a trace problem. */
+export class ProjectionError extends Error {}
+
+function ctxOf(s: State, ctx: number): IommufdCtx {
+  const c = s.ctxs.get(ctx);
+  if (c === undefined) throw new ProjectionError(`no iommufd context ${ctx}`);
+  return c;
+}
+function objOf(c: IommufdCtx, id: number): KObject {
+  const o = c.objects.get(id);
+  if (o === undefined) throw new ProjectionError(`no object ${id} in context ${c.id}`);
+  return o;
+}
+function move(o: KObject, event: number, name: string): void {
+  const n = nextLife(o.kind, o.life, event);
+  if (n < 0) throw new ProjectionError(`object ${o.id} (${o.kind}) cannot ${name} in lifecycle state ${o.life}`);
+  o.life = n;
+}
+
+export function evolve(s: State, ev: DomainEvent): State {
+  switch (ev.type) {
+    case 'TraceStarted':
+      s.pageSize = ev.pageSize;
+      s.memory = ev.memory;
+      return s;
+    case 'FdInstalled':
+      if (s.fds.has(ev.fd)) throw new ProjectionError(`fd ${ev.fd} is already open`);
+      s.fds.set(ev.fd, ev.file);
+      if (ev.file.kind === 'memfd' && ev.file.memfd >= s.nextMemfd) s.nextMemfd = ev.file.memfd + 1;
+      return s;
+    case 'FdClosed':
+      if (!s.fds.delete(ev.fd)) throw new ProjectionError(`fd ${ev.fd} is not open`);
+      return s;
+    case 'IommufdOpened':
+      s.ctxs.set(ev.ctx, { id: ev.ctx, accountMode: ev.accountMode, compat: ev.compat, objects: new Map(), ids: new IdAllocator(), vfioIoas: 0 });
+      if (ev.ctx >= s.nextCtx) s.nextCtx = ev.ctx + 1;
+      return s;
+    case 'IommufdReleased': {
+      const c = ctxOf(s, ev.ctx);
+      for (const o of c.objects.values()) if (o.life === S_FINALIZED || o.life === S_ALLOCATED)
+        throw new ProjectionError(`context ${ev.ctx} released with live object ${o.id}`);
+      s.ctxs.delete(ev.ctx);
+      return s;
+    }
+    case 'ObjectAllocated': {
+      const c = ctxOf(s, ev.ctx);
+      if (c.objects.has(ev.id)) throw new ProjectionError(`id ${ev.id} of context ${ev.ctx} is taken`);
+      c.ids.take(ev.id);
+      c.objects.set(ev.id, { id: ev.id, kind: ev.kind, life: S_ALLOCATED, users: 1, ioas: ev.kind === 'IOAS' ? newIoas() : undefined });
+      return s;
+    }
+    case 'ObjectFinalized':
+      move(objOf(ctxOf(s, ev.ctx), ev.id), E_FINALIZE, 'finalize');
+      return s;
+    case 'ObjectAborted':
+    case 'ObjectDestroyed': {
+      const c = ctxOf(s, ev.ctx);
+      const o = objOf(c, ev.id);
+      move(o, ev.type === 'ObjectAborted' ? E_ABORT : E_DESTROY, ev.type === 'ObjectAborted' ? 'abort' : 'be destroyed');
+      c.objects.delete(ev.id);
+      c.ids.release(ev.id);
+      if (c.vfioIoas === ev.id) c.vfioIoas = 0;
+      return s;
+    }
+    case 'AccountModeSet':
+      ctxOf(s, ev.ctx).accountMode = ev.mode;
+      return s;
+    case 'IoasLargePagesSet': {
+      const o = objOf(ctxOf(s, ev.ctx), ev.id);
+      if (o.ioas === undefined) throw new ProjectionError(`object ${ev.id} is not an IOAS`);
+      o.ioas.disableLargePages = ev.disableLargePages;
+      // iopt_calculate_iova_alignment with no domain and no access: PAGE_SIZE when large pages are off, else 1.
+      o.ioas.iovaAlignment = ev.disableLargePages ? BigInt(s.pageSize) : 1n;
+      return s;
+    }
+    case 'VfioIoasSet':
+      ctxOf(s, ev.ctx).vfioIoas = ev.id;
+      return s;
+    case 'VmaMapped':
+    case 'VmaUnmapped':
+    case 'MemfdCreated':
+    case 'MemfdResized':
+      mmEvolve(s.mm, ev);
+      return s;
+    case 'CallCompleted':
+    case 'Diverged':
+      return s;
+  }
+}
+
+/** A deep copy, for snapshots: later events applied to either never show in the other. */
+export function cloneState(s: State): State {
+  const ctxs = new Map<number, IommufdCtx>();
+  for (const [k, c] of s.ctxs) {
+    const objects = new Map<number, KObject>();
+    for (const [id, o] of c.objects) objects.set(id, { ...o, ioas: o.ioas && { ...o.ioas, reserved: o.ioas.reserved.slice() } });
+    ctxs.set(k, { ...c, objects, ids: c.ids.clone() });
+  }
+  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm) };
+}

@@ -1,0 +1,327 @@
+/**
+ * The replay engine: feeds a trace through the model, one line at a time, and judges each observed outcome
+ * (trace-format.md "Replay verdict").
+ *
+ * For each event it resolves the trace's variables, builds the operation (a syscall, or an ioctl dispatched by
+ * the fd's file), runs its steps to completion — appending every domain event to the log and folding it into the
+ * state with `evolve` — and compares `ret`/`errno` and each `out` field with the model's. A difference is a
+ * `Divergence` carrying the handler's reason. A line that cannot be decoded is a `TraceError`; replay goes on with
+ * the next line, so one bad line never hides the verdict on the others.
+ */
+import type { DomainEvent, LogEntry } from '../events/domain.js';
+import { sameErrno } from '../events/errno.js';
+import { decodeHeader, type TraceHeader } from '../events/header.js';
+import { Unbound, resolveInt, resolveStruct, type Env } from '../events/resolve.js';
+import type { RawInt, TraceStruct } from '../events/struct_codec.js';
+import { decodeEvent, decodeIoctlArg, formatTraceError, type TraceError, type TraceEvent } from '../events/trace.js';
+import { commandFor } from '../events/uapi.js';
+import { isVar } from '../events/values.js';
+import type { Done, Kernel, Operation, Outcome } from '../machines/ioctl.js';
+import { iommufd_fops_ioctl, type IoctlInput } from '../machines/main.js';
+import * as sys from '../machines/process.js';
+import { evolve, initialState, ProjectionError, type State } from '../projections/state.js';
+import { compareOut, fmt } from './compare.js';
+
+export interface Divergence {
+  readonly line: number;
+  readonly field: string;
+  readonly observed: string;
+  readonly predicted: string;
+  readonly why: string;
+}
+export interface ReplaySummary {
+  readonly lines: number;
+  readonly events: number;
+  readonly divergences: readonly Divergence[];
+  readonly errors: readonly TraceError[];
+  /** Model bugs (an event the state could not take); never expected, always reported. */
+  readonly internal: readonly TraceError[];
+}
+export type LogSink = (e: LogEntry) => void;
+
+export class Replayer implements Kernel {
+  readonly st: State = initialState();
+  header: TraceHeader = DEFAULT_HEADER;
+  private readonly env: Env = new Map();
+  /** Variables that a diverged event failed to bind, and the line that should have bound them. */
+  private readonly poisoned = new Map<string, number>();
+  private n = 0;
+  private lines = 0;
+  private sawHeader = false;
+  private line = 0;
+  private tid = 1;
+  readonly divergences: Divergence[] = [];
+  readonly errors: TraceError[] = [];
+  readonly internal: TraceError[] = [];
+
+  constructor(private readonly sink: LogSink | undefined = undefined, private readonly onDivergence?: (d: Divergence) => void) {}
+
+  get eventCount(): number {
+    return this.n;
+  }
+
+  summary(): ReplaySummary {
+    return { lines: this.lines, events: this.n, divergences: this.divergences, errors: this.errors, internal: this.internal };
+  }
+
+  /** Feeds one line of the trace; `lineNo` is 1-based. Never throws for bad input. */
+  feedLine(text: string, lineNo: number): void {
+    this.lines = lineNo;
+    const t = text.endsWith('\r') ? text.slice(0, -1) : text;
+    if (t.trim() === '') return;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(t);
+    } catch (e) {
+      this.errors.push({ line: lineNo, path: '', message: `malformed JSON (${(e as Error).message})` });
+      return;
+    }
+    if (!this.sawHeader) {
+      this.sawHeader = true;
+      const h = decodeHeader(raw);
+      if (!h.ok) {
+        this.errors.push({ line: lineNo, path: h.problem.path, message: h.problem.message });
+        return;
+      }
+      this.header = h.value;
+      this.emit([{ type: 'TraceStarted', pageSize: h.value.page_size, memory: h.value.memory }], lineNo, 0);
+      // VMAs that existed before the first event (header `vmas`).
+      this.emit(h.value.vmas.map((v) => ({
+        type: 'VmaMapped', start: v.start, length: v.length, prot: Number(v.prot), flags: Number(v.flags), memfd: undefined, offset: v.offset,
+      })), lineNo, 0);
+      return;
+    }
+    const d = decodeEvent(raw, lineNo);
+    if (!d.ok) {
+      this.errors.push({ line: lineNo, path: d.problem.path, message: d.problem.message });
+      return;
+    }
+    this.apply(d.value);
+  }
+
+  /** Applies one decoded event. */
+  apply(ev: TraceEvent): void {
+    this.line = ev.line;
+    this.tid = ev.tid;
+    try {
+      const op = this.operation(ev);
+      if (op === undefined) {
+        // The event could not run (an unbound variable): what it would have bound is unbound too.
+        this.poison(ev);
+        return;
+      }
+      let r = op.next();
+      while (!r.done) {
+        this.emit(r.value, ev.line, ev.tid);
+        r = op.next();
+      }
+      this.emit(r.value.events, ev.line, ev.tid);
+      this.judge(ev, r.value);
+    } catch (e) {
+      if (!(e instanceof ProjectionError)) throw e;
+      this.internal.push({ line: ev.line, path: '', message: `internal model error: ${e.message}` });
+    }
+  }
+
+  private emit(events: readonly DomainEvent[], line: number, tid: number): void {
+    for (const ev of events) {
+      const entry: LogEntry = { n: this.n++, line, tid, ev };
+      if (this.sink !== undefined) this.sink(entry);
+      evolve(this.st, ev);
+    }
+  }
+
+  /** Resolves a used variable, or records why it cannot be (returns undefined). */
+  private use(v: RawInt, path: string): bigint | undefined {
+    const r = resolveInt(v, this.env, path);
+    return r instanceof Unbound ? this.unbound(r) : r;
+  }
+
+  private unbound(u: Unbound): undefined {
+    const from = this.poisoned.get(u.name);
+    if (from !== undefined) {
+      this.diverge(u.path, 'a value', 'nothing', `${u.name} was to be bound by line ${from}, which diverged; this line cannot be replayed`);
+    } else {
+      this.errors.push({ line: this.line, path: u.path, message: `variable ${u.name} is used before it is bound` });
+    }
+    return undefined;
+  }
+
+  /** The value the trace observed for a call that returns an fd or address, which the model then adopts. */
+  private wanted(ev: TraceEvent): bigint | undefined {
+    return ev.ret !== undefined && !isVar(ev.ret) && ev.errno === undefined ? ev.ret : undefined;
+  }
+
+  private fdOf(v: RawInt): number | undefined {
+    const fd = this.use(v, 'fd');
+    return fd === undefined ? undefined : Number(fd);
+  }
+
+  private operation(ev: TraceEvent): Operation | undefined {
+    switch (ev.op) {
+      case 'open':
+        return sys.sys_open(this, ev.path, this.wanted(ev));
+      case 'close': {
+        const fd = this.fdOf(ev.fd);
+        return fd === undefined ? undefined : sys.sys_close(this, fd);
+      }
+      case 'ioctl':
+        return this.ioctl(ev);
+      case 'mmap': {
+        const r = this.resolveAll({ addr: ev.addr, length: ev.length, fd: ev.fd, offset: ev.offset });
+        return r && sys.sys_mmap(this, { addr: r.addr, length: r.length, prot: ev.prot, flags: ev.flags, fd: r.fd, offset: r.offset }, this.wanted(ev));
+      }
+      case 'munmap': {
+        const r = this.resolveAll({ addr: ev.addr, length: ev.length });
+        return r && sys.sys_munmap(this, r.addr, r.length);
+      }
+      case 'madvise': {
+        const r = this.resolveAll({ addr: ev.addr });
+        return r && sys.sys_madvise(this, r.addr);
+      }
+      case 'memfd_create':
+        return sys.sys_memfd_create(this, ev.name, ev.flags, this.wanted(ev));
+      case 'ftruncate': {
+        const r = this.resolveAll({ fd: ev.fd, length: ev.length });
+        return r && sys.sys_ftruncate(this, Number(r.fd), r.length);
+      }
+      case 'read': case 'write': case 'pread': case 'pwrite':
+        return sys.notModelledOp(`${ev.op} (fault and event queue fds, VFIO regions)`);
+      case 'mem_write': case 'mem_read':
+        return sys.notModelledOp(`${ev.op} (page contents)`);
+      case 'dma':
+        return sys.notModelledOp('dma (devices, IOTLBs and domains)');
+    }
+  }
+
+  private resolveAll<K extends string>(fields: Record<K, RawInt>): Record<K, bigint> | undefined {
+    const out = {} as Record<K, bigint>;
+    for (const k in fields) {
+      const v = this.use(fields[k], k);
+      if (v === undefined) return undefined;
+      out[k] = v;
+    }
+    return out;
+  }
+
+  private ioctl(ev: Extract<TraceEvent, { op: 'ioctl' }>): Operation | undefined {
+    const fd = this.fdOf(ev.fd);
+    if (fd === undefined) return undefined;
+    const f = this.st.fds.get(fd);
+    if (f === undefined) return done(fail('EBADF', `ioctl: fd ${fd} is not open`));
+    if (f.kind !== 'iommufd') return done(fail('ENOTTY', `ioctl: fd ${fd} is ${f.kind === 'memfd' ? 'a memfd' : f.path}, which has no ioctls`));
+    let arg = ev.arg;
+    if (arg.k === 'raw') {
+      // A numeric command whose struct depends on the fd: decode it now that the fd says which one it is.
+      const def = commandFor(ev.cmd.value, 'iommufd');
+      const d = decodeIoctlArg(def, arg.v);
+      if (!d.ok) {
+        this.errors.push({ line: ev.line, path: d.problem.path, message: d.problem.message });
+        return undefined;
+      }
+      arg = d.value;
+    }
+    let input: IoctlInput;
+    switch (arg.k) {
+      case 'null': input = { k: 'null' }; break;
+      case 'string': input = { k: 'string', v: arg.v }; break;
+      case 'raw': input = { k: 'raw' }; break;
+      case 'int': {
+        const v = this.use(arg.v, 'arg');
+        if (v === undefined) return undefined;
+        input = { k: 'int', v };
+        break;
+      }
+      case 'struct': {
+        const a = resolveStruct(arg.s, this.env, 'arg');
+        if (a instanceof Unbound) return this.unbound(a);
+        input = { k: 'struct', a };
+        break;
+      }
+    }
+    const ctx = this.st.ctxs.get(f.ctx)!;
+    return iommufd_fops_ioctl({ k: this, ctx }, ev.cmd.value, input);
+  }
+
+  private diverge(field: string, observed: string, predicted: string, why: string): void {
+    const d: Divergence = { line: this.line, field, observed, predicted, why };
+    this.divergences.push(d);
+    this.onDivergence?.(d);
+    this.emit([{ type: 'Diverged', field, observed, predicted, why }], this.line, this.tid);
+  }
+
+  private poison(ev: TraceEvent): void {
+    if (ev.ret !== undefined && isVar(ev.ret)) this.poisoned.set(ev.ret.$, ev.line);
+    const out = 'out' in ev ? ev.out : undefined;
+    if (out !== undefined && typeof out === 'object' && out !== null && 'def' in out) poisonStruct(out as TraceStruct, this.poisoned, ev.line);
+  }
+
+  private judge(ev: TraceEvent, d: Done): void {
+    const o: Outcome = d.outcome;
+    if (o.kind === 'unmodelled') {
+      this.emit([{ type: 'CallCompleted', op: ev.op, ret: undefined, errno: undefined, why: `not modelled: ${o.what}` }], ev.line, ev.tid);
+      this.diverge('result', observedText(ev), 'not modelled', `not modelled yet: ${o.what}`);
+      this.poison(ev);
+      return;
+    }
+    this.emit([{ type: 'CallCompleted', op: ev.op, ret: o.kind === 'ok' ? o.ret : undefined, errno: o.kind === 'err' ? o.errno : undefined, why: o.why }], ev.line, ev.tid);
+    if (ev.errno !== undefined) {
+      if (o.kind !== 'err' || !sameErrno(o.errno, ev.errno)) {
+        this.diverge('errno', ev.errno, o.kind === 'err' ? o.errno : `success (ret ${fmt(o.ret)})`, o.why);
+        this.poison(ev);
+        return;
+      }
+    } else if (ev.ret !== undefined) {
+      if (o.kind === 'err') {
+        this.diverge('ret', isVar(ev.ret) ? `success (${ev.ret.$})` : fmt(ev.ret), o.errno, o.why);
+        this.poison(ev);
+        return;
+      }
+      if (isVar(ev.ret)) {
+        this.env.set(ev.ret.$, o.ret);
+        this.poisoned.delete(ev.ret.$);
+      } else if (ev.ret !== o.ret) {
+        this.diverge('ret', fmt(ev.ret), fmt(o.ret), o.why);
+      }
+    }
+    const out = 'out' in ev ? ev.out : undefined;
+    if (out !== undefined && out !== null && typeof out === 'object' && 'def' in out) {
+      const problems = compareOut(out as TraceStruct, o.out, this.env, this.poisoned, ev.line);
+      for (const p of problems) this.diverge(p.field, p.observed, p.predicted, p.why ?? o.why);
+    } else if (out instanceof Uint8Array) {
+      this.diverge('out.data', 'bytes', 'not modelled', 'not modelled yet: data returned by this call');
+    }
+  }
+}
+
+function poisonStruct(s: TraceStruct, poisoned: Map<string, number>, line: number): void {
+  if (s.size !== undefined && isVar(s.size)) poisoned.set(s.size.$, line);
+  for (const v of Object.values(s.fields)) {
+    if (isVar(v)) poisoned.set(v.$, line);
+    else if (typeof v === 'object' && v !== null && 'inline' in v) {
+      for (const x of Object.values(v.inline)) if (isVar(x)) poisoned.set(x.$, line);
+    }
+    else if (Array.isArray(v)) for (const e of v) poisonStruct(e as TraceStruct, poisoned, line);
+    else if (typeof v === 'object' && v !== null && 'def' in v) poisonStruct(v as TraceStruct, poisoned, line);
+  }
+}
+
+function observedText(ev: TraceEvent): string {
+  if (ev.errno !== undefined) return ev.errno;
+  if (ev.ret !== undefined) return isVar(ev.ret) ? `success (${ev.ret.$})` : `ret ${fmt(ev.ret)}`;
+  return 'not observed';
+}
+
+const fail = (errno: 'EBADF' | 'ENOTTY', why: string): Done => ({ events: [], outcome: { kind: 'err', errno, out: undefined, why } });
+function* doneGen(d: Done): Operation {
+  return d;
+}
+const done = (d: Done): Operation => doneGen(d);
+
+export const DEFAULT_HEADER: TraceHeader = {
+  iotrail: 1, page_size: 4096, iommufd_test: false, memory: 'explicit', vmas: [],
+  limits: { memlock: 'unlimited', cap_sys_resource: true, cap_ipc_lock: false }, vfio_container: 'iommufd', devices: [],
+  kernel: undefined, source: undefined,
+};
+
+export { formatTraceError };
