@@ -34,6 +34,9 @@ export type DomainEvent =
   | { readonly type: 'ObjectFinalized'; readonly ctx: number; readonly id: number }
   | { readonly type: 'ObjectAborted'; readonly ctx: number; readonly id: number }
   | { readonly type: 'ObjectDestroyed'; readonly ctx: number; readonly id: number }
+  /** A long-term `users` reference on `id`, held by object `by` (an HWPT on its IOAS, a device on its HWPT…). */
+  | { readonly type: 'ObjectRefTaken'; readonly ctx: number; readonly id: number; readonly by: number }
+  | { readonly type: 'ObjectRefDropped'; readonly ctx: number; readonly id: number; readonly by: number }
   | { readonly type: 'AccountModeSet'; readonly ctx: number; readonly mode: 0 | 1 }
   | { readonly type: 'IoasLargePagesSet'; readonly ctx: number; readonly id: number; readonly disableLargePages: boolean }
   | { readonly type: 'VfioIoasSet'; readonly ctx: number; readonly id: number }

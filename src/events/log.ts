@@ -14,7 +14,7 @@ export function encodeEntry(e: LogEntry): string {
 
 const TYPES = new Set([
   'TraceStarted', 'FdInstalled', 'FdClosed', 'IommufdOpened', 'IommufdReleased', 'ObjectAllocated', 'ObjectFinalized',
-  'ObjectAborted', 'ObjectDestroyed', 'AccountModeSet', 'IoasLargePagesSet', 'VfioIoasSet', 'VmaMapped', 'VmaUnmapped',
+  'ObjectAborted', 'ObjectDestroyed', 'ObjectRefTaken', 'ObjectRefDropped', 'AccountModeSet', 'IoasLargePagesSet', 'VfioIoasSet', 'VmaMapped', 'VmaUnmapped',
   'MemfdCreated', 'MemfdResized', 'CallCompleted', 'Diverged',
 ] satisfies DomainEvent['type'][]);
 

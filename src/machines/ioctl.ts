@@ -77,7 +77,7 @@ export function respond(a: Arg, changes: Out): Out {
   const out: Record<string, OutValue> = {};
   for (const f of a.def.fields) {
     if (f.off >= a.size) continue;
-    const v = Object.hasOwn(changes, f.name) ? changes[f.name] : echo(a.v[f.name]);
+    const v = Object.hasOwn(changes, f.name) ? changes[f.name] : f.name === a.def.sizeField ? BigInt(a.size) : echo(a.v[f.name]);
     if (v !== undefined) out[f.name] = v;
     else if (f.type.t !== 'array' && f.type.t !== 'data' && f.type.t !== 'struct' && f.type.t !== 'bytes') out[f.name] = 0n;
   }

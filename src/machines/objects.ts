@@ -57,5 +57,12 @@ export function releaseOrder(ctx: IommufdCtx, dropsRefs: (o: KObject) => readonl
   return { order, leaked: [...users.keys()] };
 }
 
-export const destroyEvents = (ctx: number, ids: readonly number[]): DomainEvent[] =>
-  ids.map((id) => ({ type: 'ObjectDestroyed', ctx, id }));
+/** Destroying objects: each drops the references it holds, then leaves the table. */
+export function destroyEvents(ctx: IommufdCtx, ids: readonly number[]): DomainEvent[] {
+  const out: DomainEvent[] = [];
+  for (const id of ids) {
+    for (const held of ctx.objects.get(id)?.holds ?? []) out.push({ type: 'ObjectRefDropped', ctx: ctx.id, id: held, by: id });
+    out.push({ type: 'ObjectDestroyed', ctx: ctx.id, id });
+  }
+  return out;
+}

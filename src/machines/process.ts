@@ -23,8 +23,8 @@ function pickFd(st: State, want: bigint | undefined): number {
   return fd;
 }
 
-/** What an object holds references on; destroying it drops them (for `releaseOrder`). None yet: only IOASes. */
-const heldRefs = (_o: KObject): readonly number[] => [];
+/** What an object holds references on; destroying it drops them (for `releaseOrder`). */
+const heldRefs = (o: KObject): readonly number[] => o.holds;
 
 export function* sys_open(k: Kernel, path: string, want: bigint | undefined): Operation {
   const fd = pickFd(k.st, want);
@@ -50,7 +50,7 @@ export function* sys_close(k: Kernel, fd: number): Operation {
     const ctx = k.st.ctxs.get(f.ctx)!;
     const { order, leaked } = releaseOrder(ctx, heldRefs);
     if (leaked.length > 0) return unmodelled(`close of an iommufd whose objects ${leaked.join(', ')} are still referenced`);
-    events.push(...destroyEvents(ctx.id, order), { type: 'IommufdReleased', ctx: ctx.id });
+    events.push(...destroyEvents(ctx, order), { type: 'IommufdReleased', ctx: ctx.id });
     return succeed(`main.c iommufd_fops_release: context ${ctx.id} freed${order.length ? `, destroying ${order.join(', ')}` : ''}`, undefined, events);
   }
   return succeed(`close fd ${fd}`, undefined, events);

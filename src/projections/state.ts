@@ -28,6 +28,8 @@ export interface KObject {
   life: number;
   /** `obj->users`: 1 for the xarray's own reference, plus every long-term reference held on it. */
   users: number;
+  /** The objects this one holds a `users` reference on (dropped when it is destroyed). */
+  holds: number[];
   ioas: IoasData | undefined;
 }
 export interface IommufdCtx {
@@ -102,7 +104,7 @@ export function evolve(s: State, ev: DomainEvent): State {
       const c = ctxOf(s, ev.ctx);
       if (c.objects.has(ev.id)) throw new ProjectionError(`id ${ev.id} of context ${ev.ctx} is taken`);
       c.ids.take(ev.id);
-      c.objects.set(ev.id, { id: ev.id, kind: ev.kind, life: S_ALLOCATED, users: 1, ioas: ev.kind === 'IOAS' ? newIoas() : undefined });
+      c.objects.set(ev.id, { id: ev.id, kind: ev.kind, life: S_ALLOCATED, users: 1, holds: [], ioas: ev.kind === 'IOAS' ? newIoas() : undefined });
       return s;
     }
     case 'ObjectFinalized':
@@ -116,6 +118,20 @@ export function evolve(s: State, ev: DomainEvent): State {
       c.objects.delete(ev.id);
       c.ids.release(ev.id);
       if (c.vfioIoas === ev.id) c.vfioIoas = 0;
+      if (ev.type === 'ObjectDestroyed' && o.holds.length > 0) throw new ProjectionError(`object ${ev.id} destroyed while holding ${o.holds.join(', ')}`);
+      return s;
+    }
+    case 'ObjectRefTaken':
+    case 'ObjectRefDropped': {
+      const o = objOf(ctxOf(s, ev.ctx), ev.id);
+      if (ev.type === 'ObjectRefDropped' && o.users <= 1) throw new ProjectionError(`object ${ev.id} has no reference to drop`);
+      o.users += ev.type === 'ObjectRefTaken' ? 1 : -1;
+      // `by` 0 is a reference held from outside the table (a driver, an fd, a VMA).
+      const holder = ev.by === 0 ? undefined : ctxOf(s, ev.ctx).objects.get(ev.by);
+      if (holder !== undefined) {
+        if (ev.type === 'ObjectRefTaken') holder.holds.push(ev.id);
+        else holder.holds.splice(holder.holds.indexOf(ev.id), 1);
+      }
       return s;
     }
     case 'AccountModeSet':
@@ -149,7 +165,7 @@ export function cloneState(s: State): State {
   const ctxs = new Map<number, IommufdCtx>();
   for (const [k, c] of s.ctxs) {
     const objects = new Map<number, KObject>();
-    for (const [id, o] of c.objects) objects.set(id, { ...o, ioas: o.ioas && { ...o.ioas, reserved: o.ioas.reserved.slice() } });
+    for (const [id, o] of c.objects) objects.set(id, { ...o, holds: o.holds.slice(), ioas: o.ioas && { ...o.ioas, reserved: o.ioas.reserved.slice() } });
     ctxs.set(k, { ...c, objects, ids: c.ids.clone() });
   }
   return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm) };

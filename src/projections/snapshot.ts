@@ -1,0 +1,40 @@
+/**
+ * A canonical, JSON-ready view of the projected state: maps become arrays sorted by key, u64 values become hex
+ * strings. Two states are the same exactly when their views are deep-equal, which is how the tests prove that a
+ * log replayed from disk rebuilds the state the live replay reached (and how `state at N` will print it).
+ */
+import { LIFE_STATES } from '../machines/lifecycle.js';
+import type { State } from './state.js';
+
+const hex = (v: bigint): string => `0x${v.toString(16)}`;
+
+export function viewState(s: State) {
+  const byKey = <K extends number, V>(m: ReadonlyMap<K, V>): [K, V][] => [...m].sort((a, b) => a[0] - b[0]);
+  return {
+    pageSize: s.pageSize,
+    memory: s.memory,
+    fds: byKey(s.fds).map(([fd, f]) => ({ fd, ...f })),
+    contexts: byKey(s.ctxs).map(([, c]) => ({
+      id: c.id,
+      accountMode: c.accountMode === 1 ? 'mm' : 'user',
+      compat: c.compat,
+      vfioIoas: c.vfioIoas,
+      nextId: c.ids.lowestFree() ?? null,
+      objects: byKey(c.objects).map(([, o]) => ({
+        id: o.id, kind: o.kind, life: LIFE_STATES[o.life], users: o.users, holds: [...o.holds].sort((a, b) => a - b),
+        ...(o.ioas && {
+          ioas: {
+            disableLargePages: o.ioas.disableLargePages, iovaAlignment: hex(o.ioas.iovaAlignment), areas: o.ioas.areas,
+            reserved: o.ioas.reserved.map((r) => [hex(r.start), hex(r.last)]),
+          },
+        }),
+      })),
+    })),
+    nextCtx: s.nextCtx,
+    nextMemfd: s.nextMemfd,
+    vmas: s.mm.vmas.map((v) => ({ start: hex(v.start), last: hex(v.last), prot: v.prot, flags: v.flags, memfd: v.memfd ?? null, offset: hex(v.offset) })),
+    memfds: byKey(s.mm.memfds).map(([, m]) => ({ id: m.id, name: m.name, size: hex(m.size) })),
+    pins: [...s.mm.pins.runs()].map((r) => [r.start, r.last, r.count]),
+  };
+}
+export type StateView = ReturnType<typeof viewState>;
