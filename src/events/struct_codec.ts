@@ -12,8 +12,8 @@
 import { ENUMS, FLAG_SETS, type NameTable } from './flags.js';
 import type { FieldDef, FieldType, Scalar, StructDef } from './structs.js';
 import {
-  bad, decodeHexBytes, decodeSigned, decodeUnsigned, decodeVarName, isVar, isVarString, ok, show,
-  type Decoded, type Var,
+  bad, Bad, decodeHexBytes, decodeSigned, decodeUnsigned, decodeVarName, isVar, isVarString, ok, show, signed32OrBad,
+  unsignedOrBad, type Decoded, type Var,
 } from './values.js';
 
 export type RawInt = bigint | Var;
@@ -34,7 +34,7 @@ export interface InlineData {
 const bits = (s: Scalar): 8 | 16 | 32 | 64 => (s === 'u8' ? 8 : s === 'u16' ? 16 : s === 'u64' ? 64 : 32);
 
 export function decodeNames(v: unknown, table: NameTable, width: Scalar, path: string, isFlags: boolean): Decoded<bigint> {
-  if (typeof v === 'string' && !/^(0x|[0-9])/i.test(v)) {
+  if (typeof v === 'string' && !(v.charCodeAt(0) >= 48 && v.charCodeAt(0) <= 57)) {
     const n = table[v];
     return n === undefined ? bad(path, `unknown ${isFlags ? 'flag' : 'value'} name ${show(v)}`) : ok(BigInt(n));
   }
@@ -54,8 +54,17 @@ export function decodeNames(v: unknown, table: NameTable, width: Scalar, path: s
 
 /** An integer field: a number, a decimal/hex string or a `$variable`. */
 export function decodeInt(v: unknown, width: Scalar, path: string): Decoded<RawInt> {
-  if (isVarString(v)) return decodeVarName(v, path);
-  return width === 's32' ? decodeSigned(v, 32, path) : decodeUnsigned(v, bits(width), path);
+  const r = intOrBad(v, width, path);
+  return r instanceof Bad ? { ok: false, problem: r } : ok(r);
+}
+
+/** `decodeInt` without the result wrapper (the hot path). */
+export function intOrBad(v: unknown, width: Scalar, path: string): RawInt | Bad {
+  if (typeof v === 'string' && v.charCodeAt(0) === 36 /* $ */) {
+    const d = decodeVarName(v, path);
+    return d.ok ? d.value : new Bad(d.problem.path, d.problem.message);
+  }
+  return width === 's32' ? signed32OrBad(v, path) : unsignedOrBad(v, bits(width), path);
 }
 
 function decodeField(ft: FieldType, v: unknown, path: string, mode: 'in' | 'out'): Decoded<TraceValue> {
@@ -118,15 +127,24 @@ export function decodeStruct(def: StructDef, raw: unknown, path: string, mode: '
     }
     const fd: FieldDef | undefined = def.byName.get(key);
     if (fd === undefined) return bad(p, `unknown field ${show(key)} of struct ${def.name}`);
-    const d = decodeField(fd.type, v, p, mode);
-    if (!d.ok) return d;
+    const t = fd.type.t;
+    let value: TraceValue;
+    if (t === 'u32' || t === 'u64' || t === 's32' || t === 'u16' || t === 'u8') {
+      const r = intOrBad(v, t, p);
+      if (r instanceof Bad) return { ok: false, problem: r };
+      value = r;
+      if (typeof r !== 'bigint') hasVars = true;
+    } else {
+      const d = decodeField(fd.type, v, p, mode);
+      if (!d.ok) return d;
+      value = d.value;
+      if (!hasVars && hasVarsIn(value)) hasVars = true;
+    }
     if (key === def.sizeField) {
-      size = d.value as RawInt;
-      if (isVar(size)) hasVars = true;
+      size = value as RawInt;
       continue;
     }
-    fields[key] = d.value;
-    if (!hasVars && hasVarsIn(d.value)) hasVars = true;
+    fields[key] = value;
   }
   if (tail !== undefined && mode === 'in') {
     const sz = size === undefined ? def.size : isVar(size) ? undefined : Number(size);

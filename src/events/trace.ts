@@ -8,9 +8,9 @@
 import * as t from 'io-ts';
 import { isErrno, type Errno } from './errno.js';
 import { ENUMS, FLAG_SETS, type EnumName, type FlagSetName } from './flags.js';
-import { decodeInt, decodeNames, decodeStruct, type RawInt, type TraceStruct } from './struct_codec.js';
+import { decodeInt, decodeNames, decodeStruct, intOrBad, type RawInt, type TraceStruct } from './struct_codec.js';
 import { COMMAND_BY_NAME, commandsByValue, type CommandDef } from './uapi.js';
-import { bad, decodeHexBytes, decodeUnsigned, decodeVarName, isVarString, ok, show, type Decoded, type Problem, type Var } from './values.js';
+import { bad, Bad, decodeHexBytes, decodeUnsigned, decodeVarName, isVarString, ok, show, type Decoded, type Problem, type Var } from './values.js';
 import { decodeHeader, type TraceHeader } from './header.js';
 
 export type { TraceHeader } from './header.js';
@@ -123,8 +123,14 @@ function decodeDataOut(v: unknown): Decoded<Uint8Array | undefined> {
   return d === undefined ? ok(undefined) : decodeHexBytes(d, 'out.data');
 }
 
+/** A name never starts with a digit; `0x…` and decimal strings are numbers. */
+const startsLikeNumber = (v: string): boolean => {
+  const c = v.charCodeAt(0);
+  return c >= 48 && c <= 57;
+};
+
 function decodeCmd(v: unknown): Decoded<CmdRef> {
-  if (typeof v === 'string' && !/^(0x|[0-9])/i.test(v)) {
+  if (typeof v === 'string' && !startsLikeNumber(v)) {
     const def = COMMAND_BY_NAME.get(v);
     return def ? ok({ value: def.value, def, text: v }) : bad('cmd', `unknown ioctl name ${show(v)}`);
   }
@@ -166,6 +172,61 @@ export function decodeIoctlOut(def: CommandDef | undefined, out: unknown): Decod
   return s.ok ? ok(s.value) : s;
 }
 
+/**
+ * Reads the fields of one event object, keeping the first problem; after a problem every read returns a
+ * placeholder, and the caller checks `problem` once at the end. One fixed-shape object literal per op keeps the
+ * decoded events monomorphic, which the replay's hot path relies on.
+ */
+class Fields {
+  problem: Problem | undefined = undefined;
+  constructor(private readonly o: Record<string, unknown>) {}
+  private take<T>(key: string, kind: Kind, required: boolean, dflt: T): T {
+    if (this.problem !== undefined) return dflt;
+    const v = this.o[key];
+    if (v === undefined) {
+      if (required) this.problem = { path: key, message: `missing required field ${show(key)} of op ${show(this.o.op)}` };
+      return dflt;
+    }
+    const d = decodeKind(kind, v, key);
+    if (!d.ok) {
+      this.problem = d.problem;
+      return dflt;
+    }
+    return d.value as T;
+  }
+  private intOf(key: string, width: 'u64' | 's32', dflt: RawInt | undefined): RawInt {
+    if (this.problem !== undefined) return 0n;
+    const v = this.o[key];
+    if (v === undefined) {
+      if (dflt === undefined) this.problem = { path: key, message: `missing required field ${show(key)} of op ${show(this.o.op)}` };
+      return dflt ?? 0n;
+    }
+    const r = intOrBad(v, width, key);
+    if (r instanceof Bad) {
+      this.problem = r;
+      return 0n;
+    }
+    return r;
+  }
+  int(key: string, dflt?: RawInt): RawInt { return this.intOf(key, 'u64', dflt); }
+  fd(key: string, dflt?: RawInt): RawInt { return this.intOf(key, 's32', dflt); }
+  optInt(key: string): RawInt | undefined { return this.take<RawInt | undefined>(key, 'u64', false, undefined); }
+  str(key: string): string { return this.take(key, 'str', true, ''); }
+  hex(key: string): Uint8Array { return this.take(key, 'hex', true, EMPTY); }
+  optHex(key: string): Uint8Array | undefined { return this.take<Uint8Array | undefined>(key, 'hex', false, undefined); }
+  bool(key: string, dflt: boolean): boolean { return this.take(key, 'bool', false, dflt); }
+  dev(key: string): string | Var { return this.take<string | Var>(key, 'dev', true, ''); }
+  flags(key: string, set: FlagSetName, dflt?: bigint): bigint { return this.take(key, { flags: set }, dflt === undefined, dflt ?? 0n); }
+  enumOf(key: string, set: EnumName): bigint { return this.take(key, { enum: set }, true, 0n); }
+  dataOut(): Uint8Array | undefined {
+    if (this.problem !== undefined) return undefined;
+    const d = decodeDataOut(this.o.out);
+    if (!d.ok) this.problem = d.problem;
+    return d.ok ? d.value : undefined;
+  }
+}
+const EMPTY = new Uint8Array(0);
+
 /** Decodes one event object (already JSON-parsed); `line` is its 1-based line number. */
 export function decodeEvent(raw: unknown, line: number): Decoded<TraceEvent> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad('', `expected an event object, got ${show(raw)}`);
@@ -174,20 +235,24 @@ export function decodeEvent(raw: unknown, line: number): Decoded<TraceEvent> {
   if (typeof op !== 'string') return bad('op', `expected an op name, got ${show(op)}`);
   const spec = Object.hasOwn(OPS, op) ? OPS[op as Op] : undefined;
   if (spec === undefined) return bad('op', `unknown op ${show(op)}`);
-  const ev: Record<string, unknown> = { op, line, tid: 1, seq: undefined, note: undefined, ret: undefined, errno: undefined };
   for (const key in o) {
     if (COMMON.has(key) || Object.hasOwn(spec, key)) continue;
     return bad(key, `unknown field ${show(key)} of op ${show(op)}`);
   }
+  let tid = 1;
+  let seq: bigint | undefined;
+  let note: string | undefined;
+  let ret: RawInt | undefined;
+  let errno: Errno | undefined;
   if (o.tid !== undefined) {
     const d = decodeUnsigned(o.tid, 32, 'tid');
     if (!d.ok) return d;
-    ev.tid = Number(d.value);
+    tid = Number(d.value);
   }
   if (o.seq !== undefined) {
     const d = decodeUnsigned(o.seq, 64, 'seq');
     if (!d.ok) return d;
-    ev.seq = d.value;
+    seq = d.value;
   }
   if (o.ts !== undefined) {
     const d = decodeUnsigned(o.ts, 64, 'ts');
@@ -195,48 +260,59 @@ export function decodeEvent(raw: unknown, line: number): Decoded<TraceEvent> {
   }
   if (o.note !== undefined) {
     if (typeof o.note !== 'string') return bad('note', `expected a string, got ${show(o.note)}`);
-    ev.note = o.note;
+    note = o.note;
   }
   if (o.ret !== undefined) {
-    const d = decodeInt(o.ret, 'u64', 'ret');
-    const r = d.ok ? d : o.ret === -1 ? ok(-1n) : d;
-    if (!r.ok) return r;
-    ev.ret = r.value;
+    // `ret` is -1 beside an errno; otherwise an fd, an address or an ioctl's return value.
+    const d = o.ret === -1 ? ok(-1n) : decodeInt(o.ret, 'u64', 'ret');
+    if (!d.ok) return d;
+    ret = d.value;
   }
   if (o.errno !== undefined) {
     if (!isErrno(o.errno)) return bad('errno', `expected an errno name (ENOENT, EBUSY, ...), got ${show(o.errno)}`);
-    ev.errno = o.errno;
+    errno = o.errno;
   }
-  for (const key in spec) {
-    const fs = spec[key]!;
-    const v = o[key];
-    if (v === undefined) {
-      if (fs.required) return bad(key, `missing required field ${show(key)} of op ${show(op)}`);
-      ev[key] = fs.dflt;
-      continue;
+  const f = new Fields(o);
+  let ev: TraceEvent;
+  switch (op as Op) {
+    case 'open': ev = { op: 'open', line, tid, seq, note, ret, errno, path: f.str('path'), flags: f.flags('flags', 'open', 0n) }; break;
+    case 'close': ev = { op: 'close', line, tid, seq, note, ret, errno, fd: f.fd('fd') }; break;
+    case 'ioctl': {
+      const fd = f.fd('fd');
+      if (f.problem) return { ok: false, problem: f.problem };
+      const c = decodeCmd(o.cmd);
+      if (!c.ok) return c;
+      const a = decodeIoctlArg(c.value.def, o.arg === undefined ? {} : o.arg);
+      if (!a.ok) return a;
+      let out: unknown = o.out;
+      if (c.value.def !== undefined) {
+        const d = decodeIoctlOut(c.value.def, o.out);
+        if (!d.ok) return d;
+        out = d.value;
+      }
+      ev = { op: 'ioctl', line, tid, seq, note, ret, errno, fd, cmd: c.value, arg: a.value, out };
+      break;
     }
-    const d = decodeKind(fs.kind, v, key);
-    if (!d.ok) return d;
-    ev[key] = d.value;
+    case 'mmap':
+      ev = { op: 'mmap', line, tid, seq, note, ret, errno, addr: f.int('addr', 0n), length: f.int('length'), prot: f.flags('prot', 'prot', 0n),
+        flags: f.flags('flags', 'mmap'), fd: f.fd('fd', -1n), offset: f.int('offset', 0n) };
+      break;
+    case 'munmap': ev = { op: 'munmap', line, tid, seq, note, ret, errno, addr: f.int('addr'), length: f.int('length') }; break;
+    case 'madvise': ev = { op: 'madvise', line, tid, seq, note, ret, errno, addr: f.int('addr'), length: f.int('length'), advice: f.enumOf('advice', 'madvise') }; break;
+    case 'memfd_create': ev = { op: 'memfd_create', line, tid, seq, note, ret, errno, name: f.str('name'), flags: f.flags('flags', 'memfd', 0n) }; break;
+    case 'ftruncate': ev = { op: 'ftruncate', line, tid, seq, note, ret, errno, fd: f.fd('fd'), length: f.int('length') }; break;
+    case 'read': ev = { op: 'read', line, tid, seq, note, ret, errno, fd: f.fd('fd'), count: f.int('count'), out: f.dataOut() }; break;
+    case 'write': ev = { op: 'write', line, tid, seq, note, ret, errno, fd: f.fd('fd'), data: f.hex('data') }; break;
+    case 'pread': ev = { op: 'pread', line, tid, seq, note, ret, errno, fd: f.fd('fd'), offset: f.int('offset'), count: f.int('count'), out: f.dataOut() }; break;
+    case 'pwrite': ev = { op: 'pwrite', line, tid, seq, note, ret, errno, fd: f.fd('fd'), offset: f.int('offset'), data: f.hex('data') }; break;
+    case 'mem_write': ev = { op: 'mem_write', line, tid, seq, note, ret, errno, addr: f.int('addr'), data: f.hex('data') }; break;
+    case 'mem_read': ev = { op: 'mem_read', line, tid, seq, note, ret, errno, addr: f.int('addr'), length: f.int('length'), out: f.dataOut() }; break;
+    case 'dma':
+      ev = { op: 'dma', line, tid, seq, note, ret, errno, dev: f.dev('dev'), pasid: f.optInt('pasid'), iova: f.int('iova'), length: f.int('length'),
+        write: f.bool('write', false), data: f.optHex('data'), out: f.dataOut() };
+      break;
   }
-  if (op === 'ioctl') {
-    const c = decodeCmd(o.cmd);
-    if (!c.ok) return c;
-    ev.cmd = c.value;
-    const a = decodeIoctlArg(c.value.def, o.arg === undefined ? {} : o.arg);
-    if (!a.ok) return a;
-    ev.arg = a.value;
-    if (c.value.def !== undefined) {
-      const out = decodeIoctlOut(c.value.def, o.out);
-      if (!out.ok) return out;
-      ev.out = out.value;
-    }
-  } else if (op === 'read' || op === 'pread' || op === 'mem_read' || op === 'dma') {
-    const d = decodeDataOut(o.out);
-    if (!d.ok) return d;
-    ev.out = d.value;
-  }
-  return ok(ev as unknown as TraceEvent);
+  return f.problem ? { ok: false, problem: f.problem } : ok(ev);
 }
 
 // ---- io-ts codecs ---------------------------------------------------------------------------------------------

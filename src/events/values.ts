@@ -41,26 +41,43 @@ const DEC = /^(0|[1-9][0-9]*)$/;
 const HEX = /^0[xX][0-9a-fA-F]+$/;
 const NEG_DEC = /^-(0|[1-9][0-9]*)$/;
 
+/** A located problem as a class, so hot decoders can return `bigint | Bad` without a wrapper per value. */
+export class Bad implements Problem {
+  constructor(readonly path: string, readonly message: string) {}
+}
+const MAX_NUM: Readonly<Record<number, number>> = { 8: 0xff, 16: 0xffff, 32: 0xffff_ffff, 64: Number.MAX_SAFE_INTEGER };
+const MAX_BIG: Readonly<Record<number, bigint>> = { 8: 0xffn, 16: 0xffffn, 32: 0xffff_ffffn, 64: U64_MAX };
+
+/** `decodeUnsigned` without the result wrapper: the hot path of trace decoding. */
+export function unsignedOrBad(v: unknown, bits: 8 | 16 | 32 | 64, path: string): bigint | Bad {
+  if (typeof v === 'number') {
+    if (Number.isSafeInteger(v) && v >= 0 && v <= MAX_NUM[bits]!) return BigInt(v);
+    if (!Number.isInteger(v)) return new Bad(path, `expected a u${bits}, got ${show(v)}`);
+    if (!Number.isSafeInteger(v)) return new Bad(path, `expected a u${bits}, got ${show(v)} (integers above 2^53-1 must be strings)`);
+    return new Bad(path, `expected a u${bits}, got ${show(v)} (${v < 0 ? 'negative' : `overflows ${bits} bits`})`);
+  }
+  if (typeof v === 'string' && (DEC.test(v) || HEX.test(v))) {
+    const n = BigInt(v);
+    return n <= MAX_BIG[bits]! ? n : new Bad(path, `expected a u${bits}, got ${show(v)} (overflows ${bits} bits)`);
+  }
+  return new Bad(path, `expected a u${bits}, got ${show(v)}`);
+}
+
+/** A signed 32-bit integer without the result wrapper. */
+export function signed32OrBad(v: unknown, path: string): bigint | Bad {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= -0x8000_0000 && v <= 0x7fff_ffff) return BigInt(v);
+  const d = decodeSigned(v, 32, path);
+  return d.ok ? d.value : new Bad(d.problem.path, d.problem.message);
+}
+
 /**
  * An unsigned integer of `bits` bits. Accepts a non-negative safe JSON integer, a decimal string or a
  * `0x` hex string. A number above 2^53−1 is rejected: JSON.parse has already rounded it, so its value is
  * unknowable, and the format requires such values as strings.
  */
 export function decodeUnsigned(v: unknown, bits: 8 | 16 | 32 | 64, path: string): Decoded<bigint> {
-  let n: bigint;
-  if (typeof v === 'number') {
-    if (!Number.isInteger(v)) return bad(path, `expected a u${bits}, got ${show(v)}`);
-    if (!Number.isSafeInteger(v))
-      return bad(path, `expected a u${bits}, got ${show(v)} (integers above 2^53-1 must be strings)`);
-    n = BigInt(v);
-  } else if (typeof v === 'string' && (DEC.test(v) || HEX.test(v))) {
-    n = BigInt(v);
-  } else {
-    return bad(path, `expected a u${bits}, got ${show(v)}`);
-  }
-  if (n < 0n) return bad(path, `expected a u${bits}, got ${show(v)} (negative)`);
-  if (n >> BigInt(bits) !== 0n) return bad(path, `expected a u${bits}, got ${show(v)} (overflows ${bits} bits)`);
-  return ok(n);
+  const r = unsignedOrBad(v, bits, path);
+  return r instanceof Bad ? { ok: false, problem: r } : ok(r);
 }
 
 /** A signed integer (fds, `ret`): the format allows negative numbers only where the C type is signed. */

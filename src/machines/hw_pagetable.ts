@@ -3,11 +3,11 @@
  * IOMMU_HWPT_GET_DIRTY_BITMAP, IOMMU_HWPT_INVALIDATE. Domains are not modelled yet: each call is answered as far
  * as its leading checks (in the kernel's order) reach, and "not modelled" beyond.
  */
-import { fail, isNullPtr, respond, u32, unmodelled, type Arg, type Call, type Handler, type Operation } from './ioctl.js';
+import { fail, isNullPtr, respond, u32, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 
 /** `iommufd_hwpt_alloc`. */
-function* iommufd_hwpt_alloc(c: Call, a: Arg): Operation {
+function iommufd_hwpt_alloc(c: Call, a: Arg): Step {
   const fn = 'hw_pagetable.c iommufd_hwpt_alloc';
   if (u32(a, '__reserved') !== 0) return fail('EOPNOTSUPP', `${fn}: __reserved != 0`);
   const type = u32(a, 'data_type'), len = u32(a, 'data_len');
@@ -20,7 +20,7 @@ function* iommufd_hwpt_alloc(c: Call, a: Arg): Operation {
   return unmodelled('IOMMU_HWPT_ALLOC (domains)');
 }
 
-function* iommufd_hwpt_set_dirty_tracking(c: Call, a: Arg): Operation {
+function iommufd_hwpt_set_dirty_tracking(c: Call, a: Arg): Step {
   const fn = 'hw_pagetable.c iommufd_hwpt_set_dirty_tracking';
   if ((u32(a, 'flags') & ~1) !== 0) return fail('EOPNOTSUPP', `${fn}: flags outside IOMMU_HWPT_DIRTY_TRACKING_ENABLE`);
   const id = u32(a, 'hwpt_id');
@@ -28,7 +28,7 @@ function* iommufd_hwpt_set_dirty_tracking(c: Call, a: Arg): Operation {
   return unmodelled('IOMMU_HWPT_SET_DIRTY_TRACKING (dirty tracking)');
 }
 
-function* iommufd_hwpt_get_dirty_bitmap(c: Call, a: Arg): Operation {
+function iommufd_hwpt_get_dirty_bitmap(c: Call, a: Arg): Step {
   const fn = 'hw_pagetable.c iommufd_hwpt_get_dirty_bitmap';
   if ((u32(a, 'flags') & ~1) !== 0 || u32(a, '__reserved') !== 0) return fail('EOPNOTSUPP', `${fn}: flags outside NO_CLEAR, or __reserved != 0`);
   const id = u32(a, 'hwpt_id');
@@ -37,7 +37,7 @@ function* iommufd_hwpt_get_dirty_bitmap(c: Call, a: Arg): Operation {
 }
 
 /** `iommufd_hwpt_invalidate`: `entry_num` is written back on every path, 0 when nothing was processed. */
-function* iommufd_hwpt_invalidate(c: Call, a: Arg): Operation {
+function iommufd_hwpt_invalidate(c: Call, a: Arg): Step {
   const fn = 'hw_pagetable.c iommufd_hwpt_invalidate';
   const out = respond(a, { entry_num: 0n });
   if (u32(a, '__reserved') !== 0) return fail('EOPNOTSUPP', `${fn}: __reserved != 0`, [], out);

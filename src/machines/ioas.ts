@@ -9,7 +9,7 @@
  * when the id is bogus (IOMMU_IOAS_MAP with no R/W flag is EINVAL on any ioas_id).
  */
 import { U64_MAX } from '../events/values.js';
-import { fail, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type Handler, type Operation } from './ioctl.js';
+import { fail, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type Handler, type Operation, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 
 const MAP_FIXED_IOVA = 1, MAP_WRITEABLE = 2, MAP_READABLE = 4;
@@ -33,7 +33,7 @@ export function* iommufd_ioas_alloc_ioctl(c: Call, a: Arg): Operation {
 }
 
 /** `iommufd_ioas_option` → `iommufd_ioas_option_huge_pages` → `iopt_disable_large_pages`/`iopt_enable_large_pages`. */
-export function* iommufd_ioas_option(c: Call, a: Arg): Operation {
+export function iommufd_ioas_option(c: Call, a: Arg): Step {
   const id = u32(a, 'object_id');
   const g = getIoas(c, id, 'iommufd_ioas_option');
   if (g.err) return g.err;
@@ -53,7 +53,7 @@ export function* iommufd_ioas_option(c: Call, a: Arg): Operation {
 }
 
 /** `iommufd_ioas_iova_ranges`: the holes of the reserved tree over [0, ULONG_MAX], in ascending order. */
-function* iommufd_ioas_iova_ranges(c: Call, a: Arg): Operation {
+function iommufd_ioas_iova_ranges(c: Call, a: Arg): Step {
   if (u32(a, '__reserved') !== 0) return fail('EOPNOTSUPP', 'ioas.c iommufd_ioas_iova_ranges: __reserved != 0');
   const g = getIoas(c, u32(a, 'ioas_id'), 'iommufd_ioas_iova_ranges');
   if (g.err) return g.err;
@@ -74,7 +74,7 @@ function* iommufd_ioas_iova_ranges(c: Call, a: Arg): Operation {
   return succeed(`ioas.c iommufd_ioas_iova_ranges: ${holes.length} usable range(s) outside the reserved ranges`, out);
 }
 
-function* iommufd_ioas_allow_iovas(c: Call, a: Arg): Operation {
+function iommufd_ioas_allow_iovas(c: Call, a: Arg): Step {
   if (u32(a, '__reserved') !== 0) return fail('EOPNOTSUPP', 'ioas.c iommufd_ioas_allow_iovas: __reserved != 0');
   const g = getIoas(c, u32(a, 'ioas_id'), 'iommufd_ioas_allow_iovas');
   if (g.err) return g.err;
@@ -90,7 +90,7 @@ function mapFlagChecks(fn: string, flags: number, iovas: readonly [string, bigin
   return undefined;
 }
 
-function* iommufd_ioas_map(c: Call, a: Arg): Operation {
+function iommufd_ioas_map(c: Call, a: Arg): Step {
   const fn = 'iommufd_ioas_map';
   if (u32(a, '__reserved') !== 0) return fail('EOPNOTSUPP', `ioas.c ${fn}: __reserved != 0`);
   const e = mapFlagChecks(fn, u32(a, 'flags'), [['iova', u64(a, 'iova')], ['length', u64(a, 'length')]]);
@@ -99,7 +99,7 @@ function* iommufd_ioas_map(c: Call, a: Arg): Operation {
   return g.err ?? unmodelled('IOMMU_IOAS_MAP (io_pagetable areas and pinning)');
 }
 
-function* iommufd_ioas_map_file(c: Call, a: Arg): Operation {
+function iommufd_ioas_map_file(c: Call, a: Arg): Step {
   const fn = 'iommufd_ioas_map_file';
   const e = mapFlagChecks(fn, u32(a, 'flags'), [['iova', u64(a, 'iova')], ['length', u64(a, 'length')]]);
   if (e) return e;
@@ -107,7 +107,7 @@ function* iommufd_ioas_map_file(c: Call, a: Arg): Operation {
   return g.err ?? unmodelled('IOMMU_IOAS_MAP_FILE (io_pagetable areas and pinning)');
 }
 
-function* iommufd_ioas_copy(c: Call, a: Arg): Operation {
+function iommufd_ioas_copy(c: Call, a: Arg): Step {
   const fn = 'iommufd_ioas_copy';
   const e = mapFlagChecks(fn, u32(a, 'flags'),
     [['length', u64(a, 'length')], ['src_iova', u64(a, 'src_iova')], ['dst_iova', u64(a, 'dst_iova')]]);
@@ -116,13 +116,13 @@ function* iommufd_ioas_copy(c: Call, a: Arg): Operation {
   return g.err ?? unmodelled('IOMMU_IOAS_COPY (io_pagetable areas and pinning)');
 }
 
-function* iommufd_ioas_unmap(c: Call, a: Arg): Operation {
+function iommufd_ioas_unmap(c: Call, a: Arg): Step {
   const g = getIoas(c, u32(a, 'ioas_id'), 'iommufd_ioas_unmap');
   return g.err ?? unmodelled('IOMMU_IOAS_UNMAP (io_pagetable areas)');
 }
 
 /** `iommufd_ioas_change_process`: with no area anywhere there is nothing to re-account and it succeeds. */
-function* iommufd_ioas_change_process(c: Call, a: Arg): Operation {
+function iommufd_ioas_change_process(c: Call, a: Arg): Step {
   if (u32(a, '__reserved') !== 0) return fail('EOPNOTSUPP', 'ioas.c iommufd_ioas_change_process: __reserved != 0');
   for (const o of c.ctx.objects.values())
     if (o.ioas !== undefined && o.ioas.areas > 0) return unmodelled('IOMMU_IOAS_CHANGE_PROCESS over IOASes with areas');
@@ -130,7 +130,7 @@ function* iommufd_ioas_change_process(c: Call, a: Arg): Operation {
 }
 
 /** `iommufd_vfio_ioas` (vfio_compat.c): which IOAS the VFIO compat ioctls use. */
-function* iommufd_vfio_ioas(c: Call, a: Arg): Operation {
+function iommufd_vfio_ioas(c: Call, a: Arg): Step {
   if (u32(a, '__reserved') !== 0) return fail('EOPNOTSUPP', 'vfio_compat.c iommufd_vfio_ioas: __reserved != 0');
   const op = u32(a, 'op');
   const ctx = c.ctx.id;

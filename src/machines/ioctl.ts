@@ -49,6 +49,23 @@ export interface Done {
   readonly outcome: Outcome;
 }
 export type Operation = Generator<readonly DomainEvent[], Done, void>;
+/** What a handler returns: a `Done` when the whole call is one atomic step (most are), else a multi-step operation. */
+export type Step = Done | Operation;
+export const isDone = (s: Step): s is Done => (s as Done).outcome !== undefined;
+
+/**
+ * Runs an operation to completion, handing each step's events to `apply` (which must fold them into the state
+ * before the next step reads it), and returns the last step. This is how a single-threaded replay runs a call.
+ */
+export function runToCompletion(s: Step, apply: (events: readonly DomainEvent[]) => void): Done {
+  if (isDone(s)) return s;
+  let r = s.next();
+  while (!r.done) {
+    apply(r.value);
+    r = s.next();
+  }
+  return r.value;
+}
 
 export interface Kernel {
   /** The live projected state; handlers read it, `evolve` alone writes it. */
@@ -59,7 +76,7 @@ export interface Call {
   readonly k: Kernel;
   readonly ctx: IommufdCtx;
 }
-export type Handler = (c: Call, a: Arg) => Operation;
+export type Handler = (c: Call, a: Arg) => Step;
 
 const NONE: readonly DomainEvent[] = [];
 export const fail = (errno: Errno, why: string, events: readonly DomainEvent[] = NONE, out?: Out): Done =>

@@ -11,7 +11,7 @@
  */
 import type { CommandDef } from '../events/uapi.js';
 import { COMMAND_BY_NAME, IOMMUFD_CMD_BASE } from '../events/uapi.js';
-import { fail, succeed, u32, u64, unmodelled, type Arg, type Call, type Done, type Handler, type Operation } from './ioctl.js';
+import { fail, succeed, u32, u64, unmodelled, type Arg, type Call, type Done, type Handler, type Step } from './ioctl.js';
 import { destroyEvents, getObject, lookupWhy } from './objects.js';
 import { iommufd_ioas_alloc_ioctl, iommufd_ioas_option, IOAS_HANDLERS } from './ioas.js';
 import { DEVICE_HANDLERS } from './device.js';
@@ -21,7 +21,7 @@ import { iommufd_test } from './selftest.js';
 import { iommufd_vfio_ioctl } from './vfio_compat.js';
 
 /** `iommufd_destroy` → `iommufd_object_remove(ictx, NULL, id, 0)`: no type check, no waiting. */
-export function* iommufd_destroy(c: Call, a: Arg): Operation {
+export function iommufd_destroy(c: Call, a: Arg): Step {
   const id = u32(a, 'id');
   const o = c.ctx.objects.get(id);
   if (o === undefined || getObject(c.ctx, id, 'ANY') === undefined)
@@ -32,7 +32,7 @@ export function* iommufd_destroy(c: Call, a: Arg): Operation {
 }
 
 /** `iommufd_option_rlimit_mode` (main.c). */
-function* iommufd_option_rlimit_mode(c: Call, a: Arg): Operation {
+function iommufd_option_rlimit_mode(c: Call, a: Arg): Step {
   const op = u32(a, 'op');
   const val64 = u64(a, 'val64');
   if (u32(a, 'object_id') !== 0) return fail('EOPNOTSUPP', 'main.c iommufd_option_rlimit_mode: object_id != 0');
@@ -54,19 +54,15 @@ function* iommufd_option_rlimit_mode(c: Call, a: Arg): Operation {
 }
 
 /** `iommufd_option`: only `val64` is copied back, and only on success. */
-export function* iommufd_option(c: Call, a: Arg): Operation {
+export function iommufd_option(c: Call, a: Arg): Step {
   if (u32(a, '__reserved') !== 0) return fail('EOPNOTSUPP', 'main.c iommufd_option: __reserved != 0');
   const id = u32(a, 'option_id');
-  let done: Done;
-  if (id === 0) done = yield* iommufd_option_rlimit_mode(c, a);
-  else if (id === 1) done = yield* iommufd_ioas_option(c, a);
-  else return fail('EOPNOTSUPP', `main.c iommufd_option: unknown option_id ${id}`);
-  return done;
+  if (id === 0) return iommufd_option_rlimit_mode(c, a);
+  if (id === 1) return iommufd_ioas_option(c, a);
+  return fail('EOPNOTSUPP', `main.c iommufd_option: unknown option_id ${id}`);
 }
 
-const notModelled = (name: string): Handler => function* () {
-  return unmodelled(name);
-};
+const notModelled = (name: string): Handler => () => unmodelled(name);
 
 /** `iommufd_ioctl_ops[]`: nr → handler. The IOMMU_TEST_CMD slot exists only with CONFIG_IOMMUFD_TEST. */
 const HANDLERS: Readonly<Record<string, Handler>> = {
@@ -108,10 +104,10 @@ export type IoctlInput =
   | { readonly k: 'raw' };
 
 /** `iommufd_fops_ioctl`. `cmd` is the full command value. */
-export function* iommufd_fops_ioctl(c: Call, cmd: number, input: IoctlInput): Operation {
+export function iommufd_fops_ioctl(c: Call, cmd: number, input: IoctlInput): Step {
   const table = c.k.header.iommufd_test ? TABLE_WITH_TEST : TABLE_NO_TEST;
   const nr = cmd & 0xff;
-  if (nr < IOMMUFD_CMD_BASE || nr - IOMMUFD_CMD_BASE >= table.length) return yield* iommufd_vfio_ioctl(c, cmd, input);
+  if (nr < IOMMUFD_CMD_BASE || nr - IOMMUFD_CMD_BASE >= table.length) return iommufd_vfio_ioctl(c, cmd, input);
   if (input.k === 'null') return fail('EFAULT', 'main.c iommufd_fops_ioctl: get_user(size) from a NULL arg faults');
   const slot = table[nr - IOMMUFD_CMD_BASE];
   if (slot === undefined || slot.def.value !== cmd)
@@ -124,5 +120,5 @@ export function* iommufd_fops_ioctl(c: Call, cmd: number, input: IoctlInput): Op
     return fail('EINVAL', `main.c iommufd_fops_ioctl: size ${a.size} < min_size ${sd.minSize} of struct ${sd.name}`);
   if (a.size > sd.size && a.tail !== undefined && a.tail.some((b) => b !== 0))
     return fail('E2BIG', `copy_struct_from_user: non-zero byte past the ${sd.size}-byte struct ${sd.name} (size ${a.size})`);
-  return yield* slot.handler(c, a);
+  return slot.handler(c, a);
 }

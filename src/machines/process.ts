@@ -9,7 +9,7 @@ import { FLAG_SETS } from '../events/flags.js';
 import { U64_MAX } from '../events/values.js';
 import { chooseMmapAddress } from '../hw/mm.js';
 import type { KObject, State } from '../projections/state.js';
-import { fail, succeed, unmodelled, type Done, type Kernel, type Operation } from './ioctl.js';
+import { fail, succeed, unmodelled, type Kernel, type Step } from './ioctl.js';
 import { destroyEvents, releaseOrder } from './objects.js';
 
 const M = FLAG_SETS.mmap;
@@ -26,7 +26,7 @@ function pickFd(st: State, want: bigint | undefined): number {
 /** What an object holds references on; destroying it drops them (for `releaseOrder`). */
 const heldRefs = (o: KObject): readonly number[] => o.holds;
 
-export function* sys_open(k: Kernel, path: string, want: bigint | undefined): Operation {
+export function sys_open(k: Kernel, path: string, want: bigint | undefined): Step {
   const fd = pickFd(k.st, want);
   if (path === '/dev/iommu' || (path === '/dev/vfio/vfio' && k.header.vfio_container === 'iommufd')) {
     const ctx = k.st.nextCtx;
@@ -42,7 +42,7 @@ export function* sys_open(k: Kernel, path: string, want: bigint | undefined): Op
     [{ type: 'FdInstalled', fd, file: { kind: 'other', path } }], BigInt(fd));
 }
 
-export function* sys_close(k: Kernel, fd: number): Operation {
+export function sys_close(k: Kernel, fd: number): Step {
   const f = k.st.fds.get(fd);
   if (f === undefined) return fail('EBADF', `close: fd ${fd} is not open`);
   const events: DomainEvent[] = [{ type: 'FdClosed', fd }];
@@ -61,7 +61,7 @@ export interface MmapArgs {
 }
 
 /** `do_mmap` checks in order, then the VMA. The address is the trace's observed one when given. */
-export function* sys_mmap(k: Kernel, a: MmapArgs, want: bigint | undefined): Operation {
+export function sys_mmap(k: Kernel, a: MmapArgs, want: bigint | undefined): Step {
   const page = BigInt(k.st.pageSize);
   const type = Number(a.flags & 3n);
   if (a.length === 0n) return fail('EINVAL', 'mm/mmap.c do_mmap: length 0');
@@ -87,7 +87,7 @@ export function* sys_mmap(k: Kernel, a: MmapArgs, want: bigint | undefined): Ope
   ], addr);
 }
 
-export function* sys_munmap(k: Kernel, addr: bigint, length: bigint): Operation {
+export function sys_munmap(k: Kernel, addr: bigint, length: bigint): Step {
   const page = BigInt(k.st.pageSize);
   if (addr % page !== 0n) return fail('EINVAL', 'mm/mmap.c do_vmi_munmap: address is not page aligned');
   if (length === 0n) return fail('EINVAL', 'mm/mmap.c do_vmi_munmap: length 0');
@@ -96,12 +96,12 @@ export function* sys_munmap(k: Kernel, addr: bigint, length: bigint): Operation 
   return succeed(`munmap [0x${addr.toString(16)}, 0x${(addr + len - 1n).toString(16)}]`, undefined, [{ type: 'VmaUnmapped', start: addr, length: len }]);
 }
 
-export function* sys_madvise(k: Kernel, addr: bigint): Operation {
+export function sys_madvise(k: Kernel, addr: bigint): Step {
   if (addr % BigInt(k.st.pageSize) !== 0n) return fail('EINVAL', 'mm/madvise.c: address is not page aligned');
   return unmodelled('madvise (page contents and mmu_notifier invalidation)');
 }
 
-export function* sys_memfd_create(k: Kernel, name: string, flags: bigint, want: bigint | undefined): Operation {
+export function sys_memfd_create(k: Kernel, name: string, flags: bigint, want: bigint | undefined): Step {
   if (Buffer.byteLength(name) > 249) return fail('EINVAL', 'mm/memfd.c memfd_create: name longer than 249 bytes');
   if ((flags & ~0x1fn) !== 0n) return fail('EINVAL', 'mm/memfd.c memfd_create: unknown flags');
   const fd = pickFd(k.st, want);
@@ -112,7 +112,7 @@ export function* sys_memfd_create(k: Kernel, name: string, flags: bigint, want: 
   ], BigInt(fd));
 }
 
-export function* sys_ftruncate(k: Kernel, fd: number, length: bigint): Operation {
+export function sys_ftruncate(k: Kernel, fd: number, length: bigint): Step {
   const f = k.st.fds.get(fd);
   if (f === undefined) return fail('EBADF', `ftruncate: fd ${fd} is not open`);
   if (f.kind !== 'memfd') return fail('EINVAL', 'ftruncate: not a regular file');
@@ -120,7 +120,4 @@ export function* sys_ftruncate(k: Kernel, fd: number, length: bigint): Operation
   return succeed(`memfd ${f.memfd} is now ${length} bytes`, undefined, [{ type: 'MemfdResized', memfd: f.memfd, size: length }]);
 }
 
-export const notModelledOp = (what: string): Operation =>
-  (function* (): Generator<readonly DomainEvent[], Done, void> {
-    return unmodelled(what);
-  })();
+export const notModelledOp = (what: string): Step => unmodelled(what);

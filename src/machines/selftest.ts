@@ -6,7 +6,7 @@
  */
 import { ENUMS } from '../events/flags.js';
 import { U64_MAX } from '../events/values.js';
-import { fail, member, succeed, u32, u64, unmodelled, type Arg, type Call, type Handler, type Operation } from './ioctl.js';
+import { fail, member, succeed, u32, u64, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
 import { isFullyMapped } from '../hw/mm.js';
 import { pinRefs } from '../hw/pages.js';
 
@@ -16,7 +16,7 @@ const OP_NAME = new Map<number, string>(Object.entries(ENUMS.test_op).map(([k, v
  * `iommufd_test_md_check_refs`: every page of [uptr, uptr+length) must have `refs` FOLL_PIN references
  * (page_ref_count / GUP_PIN_COUNTING_BIAS). get_user_pages_fast of an unmapped address is EFAULT.
  */
-function* md_check_refs(c: Call, a: Arg): Operation {
+function md_check_refs(c: Call, a: Arg): Step {
   const m = member(a, 'check_refs');
   const length = m ? u64(m, 'length') : 0n, uptr = m ? u64(m, 'uptr') : 0n, refs = m ? u32(m, 'refs') : 0;
   const fn = 'selftest.c iommufd_test_md_check_refs';
@@ -36,10 +36,10 @@ function* md_check_refs(c: Call, a: Arg): Operation {
 const OPS: ReadonlyMap<number, Handler> = new Map([[ENUMS.test_op.IOMMU_TEST_OP_MD_CHECK_REFS, md_check_refs]]);
 
 /** `iommufd_test`: dispatch on `op`; an op the driver does not know is EOPNOTSUPP. */
-export function* iommufd_test(c: Call, a: Arg): Operation {
+export function iommufd_test(c: Call, a: Arg): Step {
   const op = u32(a, 'op');
   const h = OPS.get(op);
-  if (h !== undefined) return yield* h(c, a);
+  if (h !== undefined) return h(c, a);
   const name = OP_NAME.get(op);
   if (name === undefined) return fail('EOPNOTSUPP', `selftest.c iommufd_test: unknown op ${op}`);
   return unmodelled(`IOMMU_TEST_CMD ${name}`);

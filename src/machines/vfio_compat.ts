@@ -6,7 +6,7 @@
  */
 import { ENUMS } from '../events/flags.js';
 import { COMMAND_BY_NAME } from '../events/uapi.js';
-import { fail, succeed, unmodelled, type Call, type Operation } from './ioctl.js';
+import { fail, succeed, unmodelled, type Call, type Step } from './ioctl.js';
 import { getObject } from './objects.js';
 import type { IoctlInput } from './main.js';
 
@@ -16,8 +16,8 @@ const GET_INFO = V('VFIO_IOMMU_GET_INFO'), MAP_DMA = V('VFIO_IOMMU_MAP_DMA'), UN
 const T = ENUMS.vfio_iommu_type;
 
 /** `iommufd_vfio_check_extension`. */
-function checkExtension(c: Call, ext: bigint): Operation {
-  return (function* () {
+function checkExtension(c: Call, ext: bigint): Step {
+  {
     const fn = 'vfio_compat.c iommufd_vfio_check_extension';
     switch (Number(ext)) {
       case T.VFIO_TYPE1_IOMMU: case T.VFIO_TYPE1v2_IOMMU: case T.VFIO_UNMAP_ALL:
@@ -30,12 +30,12 @@ function checkExtension(c: Call, ext: bigint): Operation {
       default:
         return succeed(`${fn}: extension ${ext} is not supported (NOIOMMU needs CONFIG_VFIO_NOIOMMU)`, undefined, [], 0n);
     }
-  })();
+  }
 }
 
-export function* iommufd_vfio_ioctl(c: Call, cmd: number, input: IoctlInput): Operation {
+export function iommufd_vfio_ioctl(c: Call, cmd: number, input: IoctlInput): Step {
   if (cmd === GET_API_VERSION) return succeed('vfio_compat.c: VFIO_API_VERSION is 0');
-  if (cmd === CHECK_EXTENSION) return yield* checkExtension(c, input.k === 'int' ? input.v : 0n);
+  if (cmd === CHECK_EXTENSION) return checkExtension(c, input.k === 'int' ? input.v : 0n);
   if (cmd === SET_IOMMU || cmd === GET_INFO || cmd === MAP_DMA || cmd === UNMAP_DMA)
     return unmodelled(`${[...COMMAND_BY_NAME.values()].find((d) => d.value === cmd && d.families.includes('iommufd'))?.name} (type1 compat on the io_pagetable)`);
   return fail('ENOTTY', `vfio_compat.c iommufd_vfio_ioctl: 0x${cmd.toString(16)} is neither an iommufd nor a VFIO compat command (ENOIOCTLCMD)`);

@@ -4,10 +4,10 @@
  * which follow the kernel's order so that early errors are already exact.
  */
 import { U64_MAX } from '../events/values.js';
-import { fail, u32, u64, unmodelled, type Arg, type Call, type Handler, type Operation } from './ioctl.js';
+import { fail, u32, u64, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 
-function* iommufd_viommu_alloc_ioctl(c: Call, a: Arg): Operation {
+function iommufd_viommu_alloc_ioctl(c: Call, a: Arg): Step {
   const fn = 'viommu.c iommufd_viommu_alloc_ioctl';
   if (u32(a, 'flags') !== 0 || u32(a, 'type') === 0) return fail('EOPNOTSUPP', `${fn}: flags != 0 or type DEFAULT`);
   const dev = u32(a, 'dev_id');
@@ -15,7 +15,7 @@ function* iommufd_viommu_alloc_ioctl(c: Call, a: Arg): Operation {
   return unmodelled('IOMMU_VIOMMU_ALLOC');
 }
 
-function* iommufd_vdevice_alloc_ioctl(c: Call, a: Arg): Operation {
+function iommufd_vdevice_alloc_ioctl(c: Call, a: Arg): Step {
   const fn = 'viommu.c iommufd_vdevice_alloc_ioctl';
   const v = u32(a, 'viommu_id');
   if (getObject(c.ctx, v, 'VIOMMU') === undefined) return fail('ENOENT', `${fn}: ${lookupWhy(c.ctx, v, 'VIOMMU')}`);
@@ -24,7 +24,7 @@ function* iommufd_vdevice_alloc_ioctl(c: Call, a: Arg): Operation {
   return unmodelled('IOMMU_VDEVICE_ALLOC');
 }
 
-function* iommufd_hw_queue_alloc_ioctl(c: Call, a: Arg): Operation {
+function iommufd_hw_queue_alloc_ioctl(c: Call, a: Arg): Step {
   const fn = 'viommu.c iommufd_hw_queue_alloc_ioctl';
   if (u32(a, 'flags') !== 0 || u32(a, 'type') === 0) return fail('EOPNOTSUPP', `${fn}: flags != 0 or type DEFAULT`);
   const len = u64(a, 'length');
@@ -35,7 +35,7 @@ function* iommufd_hw_queue_alloc_ioctl(c: Call, a: Arg): Operation {
   return unmodelled('IOMMU_HW_QUEUE_ALLOC');
 }
 
-function* iommufd_veventq_alloc(c: Call, a: Arg): Operation {
+function iommufd_veventq_alloc(c: Call, a: Arg): Step {
   const fn = 'eventq.c iommufd_veventq_alloc';
   if (u32(a, 'flags') !== 0 || u32(a, '__reserved') !== 0 || u32(a, 'type') === 0)
     return fail('EOPNOTSUPP', `${fn}: flags or __reserved != 0, or type DEFAULT`);
@@ -45,7 +45,7 @@ function* iommufd_veventq_alloc(c: Call, a: Arg): Operation {
   return unmodelled('IOMMU_VEVENTQ_ALLOC');
 }
 
-function* iommufd_fault_alloc(_c: Call, a: Arg): Operation {
+function iommufd_fault_alloc(_c: Call, a: Arg): Step {
   if (u32(a, 'flags') !== 0) return fail('EOPNOTSUPP', 'eventq.c iommufd_fault_alloc: flags != 0');
   return unmodelled('IOMMU_FAULT_QUEUE_ALLOC (fault objects and their fd)');
 }

@@ -73,13 +73,14 @@ function compareValue(path: string, obs: TraceValue, pred: OutValue | undefined,
 function compareStruct(path: string, obs: TraceStruct, pred: Out, env: Env, poisoned: Map<string, number>, acc: OutProblem[]): void {
   const sf = obs.def.sizeField;
   if (obs.size !== undefined && sf !== null) compareInt(`${path}.${sf}`, obs.size, pred[sf], env, poisoned, acc);
-  for (const [k, v] of Object.entries(obs.fields)) compareValue(`${path}.${k}`, v, pred[k], env, poisoned, acc);
+  const fields = obs.fields;
+  for (const k in fields) compareValue(`${path}.${k}`, fields[k]!, pred[k], env, poisoned, acc);
   if (obs.tail !== undefined) compareValue(`${path}.tail`, obs.tail, pred.tail, env, poisoned, acc);
 }
 
 export function compareOut(obs: TraceStruct, pred: Out | undefined, env: Env, poisoned: Map<string, number>, line: number): OutProblem[] {
   const acc: OutProblem[] = [];
   compareStruct('out', obs, pred ?? {}, env, poisoned, acc);
-  for (const [k, v] of poisoned) if (v === -1) poisoned.set(k, line);
+  if (acc.length > 0) for (const [k, v] of poisoned) if (v === -1) poisoned.set(k, line);
   return acc;
 }

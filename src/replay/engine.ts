@@ -16,7 +16,7 @@ import type { RawInt, TraceStruct } from '../events/struct_codec.js';
 import { decodeEvent, decodeIoctlArg, formatTraceError, type TraceError, type TraceEvent } from '../events/trace.js';
 import { commandFor } from '../events/uapi.js';
 import { isVar } from '../events/values.js';
-import type { Done, Kernel, Operation, Outcome } from '../machines/ioctl.js';
+import { runToCompletion, type Done, type Kernel, type Outcome, type Step } from '../machines/ioctl.js';
 import { iommufd_fops_ioctl, type IoctlInput } from '../machines/main.js';
 import * as sys from '../machines/process.js';
 import { evolve, initialState, ProjectionError, type State } from '../projections/state.js';
@@ -110,13 +110,9 @@ export class Replayer implements Kernel {
         this.poison(ev);
         return;
       }
-      let r = op.next();
-      while (!r.done) {
-        this.emit(r.value, ev.line, ev.tid);
-        r = op.next();
-      }
-      this.emit(r.value.events, ev.line, ev.tid);
-      this.judge(ev, r.value);
+      const d = runToCompletion(op, (events) => this.emit(events, ev.line, ev.tid));
+      this.emit(d.events, ev.line, ev.tid);
+      this.judge(ev, d);
     } catch (e) {
       if (!(e instanceof ProjectionError)) throw e;
       this.internal.push({ line: ev.line, path: '', message: `internal model error: ${e.message}` });
@@ -124,9 +120,11 @@ export class Replayer implements Kernel {
   }
 
   private emit(events: readonly DomainEvent[], line: number, tid: number): void {
-    for (const ev of events) {
-      const entry: LogEntry = { n: this.n++, line, tid, ev };
-      if (this.sink !== undefined) this.sink(entry);
+    const sink = this.sink;
+    for (let i = 0; i < events.length; i++) {
+      const ev = events[i]!;
+      if (sink !== undefined) sink({ n: this.n, line, tid, ev });
+      this.n++;
       evolve(this.st, ev);
     }
   }
@@ -157,7 +155,7 @@ export class Replayer implements Kernel {
     return fd === undefined ? undefined : Number(fd);
   }
 
-  private operation(ev: TraceEvent): Operation | undefined {
+  private operation(ev: TraceEvent): Step | undefined {
     switch (ev.op) {
       case 'open':
         return sys.sys_open(this, ev.path, this.wanted(ev));
@@ -204,12 +202,12 @@ export class Replayer implements Kernel {
     return out;
   }
 
-  private ioctl(ev: Extract<TraceEvent, { op: 'ioctl' }>): Operation | undefined {
+  private ioctl(ev: Extract<TraceEvent, { op: 'ioctl' }>): Step | undefined {
     const fd = this.fdOf(ev.fd);
     if (fd === undefined) return undefined;
     const f = this.st.fds.get(fd);
-    if (f === undefined) return done(fail('EBADF', `ioctl: fd ${fd} is not open`));
-    if (f.kind !== 'iommufd') return done(fail('ENOTTY', `ioctl: fd ${fd} is ${f.kind === 'memfd' ? 'a memfd' : f.path}, which has no ioctls`));
+    if (f === undefined) return fail('EBADF', `ioctl: fd ${fd} is not open`);
+    if (f.kind !== 'iommufd') return fail('ENOTTY', `ioctl: fd ${fd} is ${f.kind === 'memfd' ? 'a memfd' : f.path}, which has no ioctls`);
     let arg = ev.arg;
     if (arg.k === 'raw') {
       // A numeric command whose struct depends on the fd: decode it now that the fd says which one it is.
@@ -313,10 +311,6 @@ function observedText(ev: TraceEvent): string {
 }
 
 const fail = (errno: 'EBADF' | 'ENOTTY', why: string): Done => ({ events: [], outcome: { kind: 'err', errno, out: undefined, why } });
-function* doneGen(d: Done): Operation {
-  return d;
-}
-const done = (d: Done): Operation => doneGen(d);
 
 export const DEFAULT_HEADER: TraceHeader = {
   iotrail: 1, page_size: 4096, iommufd_test: false, memory: 'explicit', vmas: [],

@@ -54,7 +54,7 @@ describe('trace values', () => {
     if (d.ok && d.value.op === 'ioctl' && d.value.arg.k === 'struct') {
       expect(d.value.fd).toEqual({ $: '$fd' });
       expect(d.value.arg.s.hasVars).toBe(true);
-      expect((d.value.arg.s.fields.allowed_iovas as { fields: object }[])[0]!.fields).toEqual({ start: 4096n, last: 8191n });
+      expect((d.value.arg.s.fields.allowed_iovas as unknown as { fields: object }[])[0]!.fields).toEqual({ start: 4096n, last: 8191n });
     }
     expect(err({ op: 'ioctl', fd: 3, cmd: 'IOMMU_TEST_CMD', arg: { op: 'IOMMU_TEST_OP_MD_CHECK_REFS', check_refs: { refs: -1 } } }))
       .toMatch(/arg.check_refs.refs: expected a u32/);

@@ -1,21 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import type { DomainEvent } from '../../src/events/domain.js';
 import { sys_close, sys_mmap, sys_open } from '../../src/machines/process.js';
-import type { Operation } from '../../src/machines/ioctl.js';
+import { runToCompletion, type Step } from '../../src/machines/ioctl.js';
 import { DEFAULT_HEADER } from '../../src/replay/engine.js';
 import { evolve, initialState, type State } from '../../src/projections/state.js';
 import { ioasAllocated, opened } from '../support/given.js';
 
-function drain(st: State, op: Operation) {
+function drain(st: State, op: Step) {
   const events: DomainEvent[] = [];
-  let r = op.next();
-  while (!r.done) {
-    events.push(...r.value);
-    r = op.next();
-  }
-  events.push(...r.value.events);
+  const done = runToCompletion(op, (es) => events.push(...es));
+  events.push(...done.events);
   for (const e of events) evolve(st, e);
-  return { events, outcome: r.value.outcome };
+  return { events, outcome: done.outcome };
 }
 const stateOf = (...batches: DomainEvent[][]): State => {
   const st = initialState();

@@ -9,7 +9,7 @@ import type { Errno } from '../../src/events/errno.js';
 import { resolveStruct, Unbound } from '../../src/events/resolve.js';
 import { decodeIoctlArg } from '../../src/events/trace.js';
 import { COMMAND_BY_NAME } from '../../src/events/uapi.js';
-import type { Done, Kernel, Operation, Out } from '../../src/machines/ioctl.js';
+import { runToCompletion, type Done, type Kernel, type Out } from '../../src/machines/ioctl.js';
 import { iommufd_fops_ioctl, type IoctlInput } from '../../src/machines/main.js';
 import { DEFAULT_HEADER } from '../../src/replay/engine.js';
 import type { TraceHeader } from '../../src/events/header.js';
@@ -53,21 +53,16 @@ export function run(st: State, header: TraceHeader, call: IoctlCall, ctx = CTX):
   else if (a.k === 'string') input = { k: 'string', v: a.v };
   else input = { k: a.k === 'null' ? 'null' : 'raw' };
   const k: Kernel = { st, header };
-  const op: Operation = iommufd_fops_ioctl({ k, ctx: st.ctxs.get(ctx)! }, value, input);
   const events: DomainEvent[] = [];
-  let r = op.next();
-  while (!r.done) {
-    for (const e of r.value) {
+  const apply = (es: readonly DomainEvent[]): void => {
+    for (const e of es) {
       events.push(e);
       evolve(st, e);
     }
-    r = op.next();
-  }
-  for (const e of r.value.events) {
-    events.push(e);
-    evolve(st, e);
-  }
-  return { events, done: r.value, state: st };
+  };
+  const done = runToCompletion(iommufd_fops_ioctl({ k, ctx: st.ctxs.get(ctx)! }, value, input), apply);
+  apply(done.events);
+  return { events, done, state: st };
 }
 
 export function given(...batches: DomainEvent[][]) {
