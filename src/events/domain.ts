@@ -38,6 +38,32 @@ export type DomainEvent =
   | { readonly type: 'ObjectRefTaken'; readonly ctx: number; readonly id: number; readonly by: number }
   | { readonly type: 'ObjectRefDropped'; readonly ctx: number; readonly id: number; readonly by: number }
   | { readonly type: 'AccountModeSet'; readonly ctx: number; readonly mode: 0 | 1 }
+  /** `iopt_alloc_user_pages` / `iopt_alloc_file_pages`: the pages a MAP will slice into areas (nothing pinned yet). */
+  | {
+    readonly type: 'PagesCreated'; readonly pages: number; readonly kind: 'user' | 'file'; readonly uptr: bigint;
+    readonly memfd: number | undefined; readonly fileStart: bigint; readonly npages: number; readonly writable: boolean;
+    /** IOPT_PAGES_ACCOUNT_NONE 0, USER 1, MM 2. */
+    readonly accountMode: 0 | 1 | 2;
+  }
+  /** A kref on the pages held by an in-flight COPY (`iopt_get_pages`), so a racing unmap cannot free them. */
+  | { readonly type: 'PagesRefTaken'; readonly pages: number }
+  | { readonly type: 'PagesRefDropped'; readonly pages: number }
+  /** The last reference to the pages went away (`iopt_release_pages`). */
+  | { readonly type: 'PagesReleased'; readonly pages: number }
+  /** `iopt_insert_area`: the area owns its IOVA but `pages` is still NULL (not published). */
+  | {
+    readonly type: 'AreaReserved'; readonly ctx: number; readonly ioas: number; readonly area: number; readonly start: bigint;
+    readonly last: bigint; readonly pages: number; readonly pagesStart: number; readonly pagesLast: number;
+    readonly pageOffset: number; readonly prot: number; readonly mappedAt: number;
+  }
+  | { readonly type: 'AreaPublished'; readonly ctx: number; readonly ioas: number; readonly area: number }
+  | { readonly type: 'AreaUnpublished'; readonly ctx: number; readonly ioas: number; readonly area: number }
+  | { readonly type: 'AreaRemoved'; readonly ctx: number; readonly ioas: number; readonly area: number }
+  | { readonly type: 'AllowedIovasSet'; readonly ctx: number; readonly ioas: number; readonly ranges: readonly { readonly start: bigint; readonly last: bigint }[] }
+  | { readonly type: 'ReservedAdded'; readonly ctx: number; readonly ioas: number; readonly start: bigint; readonly last: bigint; readonly owner: number }
+  | { readonly type: 'ReservedRemoved'; readonly ctx: number; readonly ioas: number; readonly start: bigint; readonly last: bigint; readonly owner: number }
+  /** IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT: the selftest's global cap on pinning batch memory. */
+  | { readonly type: 'TestMemoryLimitSet'; readonly limit: number }
   | { readonly type: 'IoasLargePagesSet'; readonly ctx: number; readonly id: number; readonly disableLargePages: boolean }
   | { readonly type: 'VfioIoasSet'; readonly ctx: number; readonly id: number }
   | { readonly type: 'VmaMapped'; readonly start: bigint; readonly length: bigint; readonly prot: number; readonly flags: number; readonly memfd: number | undefined; readonly offset: bigint }
@@ -66,4 +92,12 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
   VmaUnmapped: ['start', 'length'],
   MemfdResized: ['size'],
   CallCompleted: ['ret'],
+  PagesCreated: ['uptr', 'fileStart'],
+  AreaReserved: ['start', 'last'],
+  ReservedAdded: ['start', 'last'],
+  ReservedRemoved: ['start', 'last'],
+};
+/** Event fields holding arrays of {start, last} u64 ranges. */
+export const RANGE_LIST_FIELDS: Readonly<Partial<Record<EventType, readonly string[]>>> = {
+  AllowedIovasSet: ['ranges'],
 };

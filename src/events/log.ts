@@ -3,7 +3,7 @@
  * `tid`. u64 values are written as hex strings (JSON numbers would round them) and revived by the event type's
  * list of bigint fields, so decoding a written log gives back entries equal to the ones written.
  */
-import { BIGINT_FIELDS, type DomainEvent, type LogEntry } from './domain.js';
+import { BIGINT_FIELDS, RANGE_LIST_FIELDS, type DomainEvent, type LogEntry } from './domain.js';
 import { bad, ok, show, type Decoded } from './values.js';
 
 const replacer = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v);
@@ -15,7 +15,8 @@ export function encodeEntry(e: LogEntry): string {
 const TYPES = new Set([
   'TraceStarted', 'FdInstalled', 'FdClosed', 'IommufdOpened', 'IommufdReleased', 'ObjectAllocated', 'ObjectFinalized',
   'ObjectAborted', 'ObjectDestroyed', 'ObjectRefTaken', 'ObjectRefDropped', 'AccountModeSet', 'IoasLargePagesSet', 'VfioIoasSet', 'VmaMapped', 'VmaUnmapped',
-  'MemfdCreated', 'MemfdResized', 'CallCompleted', 'Diverged',
+  'MemfdCreated', 'MemfdResized', 'CallCompleted', 'Diverged', 'PagesCreated', 'PagesReleased', 'PagesRefTaken', 'PagesRefDropped', 'AreaReserved', 'AreaPublished',
+  'AreaUnpublished', 'AreaRemoved', 'AllowedIovasSet', 'ReservedAdded', 'ReservedRemoved', 'TestMemoryLimitSet',
 ] satisfies DomainEvent['type'][]);
 
 /** Decodes one log line; errors are values with the JSON path, like trace errors. */
@@ -37,6 +38,19 @@ export function decodeEntry(text: string): Decoded<LogEntry> {
     if (v === undefined) continue;
     if (typeof v !== 'string' || !/^0x[0-9a-f]+$/.test(v)) return bad(f, `expected a hex u64, got ${show(v)}`);
     ev[f] = BigInt(v);
+  }
+  for (const f of RANGE_LIST_FIELDS[type as DomainEvent['type']] ?? []) {
+    const v = ev[f];
+    if (!Array.isArray(v)) return bad(f, `expected an array of ranges, got ${show(v)}`);
+    const out: { start: bigint; last: bigint }[] = [];
+    for (let i = 0; i < v.length; i++) {
+      const r: unknown = v[i];
+      const s = (r as { start?: unknown } | null)?.start, l = (r as { last?: unknown } | null)?.last;
+      if (typeof s !== 'string' || typeof l !== 'string' || !/^0x[0-9a-f]+$/.test(s) || !/^0x[0-9a-f]+$/.test(l))
+        return bad(`${f}[${i}]`, `expected {"start","last"} hex u64s, got ${show(r)}`);
+      out.push({ start: BigInt(s), last: BigInt(l) });
+    }
+    ev[f] = out;
   }
   return ok({ n: n as number, line: line as number, tid: tid as number, ev: ev as unknown as DomainEvent });
 }

@@ -8,9 +8,15 @@
  * below is in the kernel's order: an argument check the kernel makes before the IOAS lookup answers first even
  * when the id is bogus (IOMMU_IOAS_MAP with no R/W flag is EINVAL on any ioas_id).
  */
+import type { DomainEvent } from '../events/domain.js';
 import { U64_MAX } from '../events/values.js';
-import { fail, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type Handler, type Operation, type Step } from './ioctl.js';
+import { areaLength, describeArea, IOMMU_READ, IOMMU_WRITE, usableRanges } from '../hw/io_pagetable.js';
+import { iopt_get_pages, iopt_map_pages, iopt_unmap_iova_range, isFailure, putPages, type PagesSlice } from '../hw/iopt_ops.js';
+import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_NONE, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from '../hw/pages.js';
+import { fail, isNullPtr, respond, succeed, u32, u64, unmodelled, userArray, type Arg, type Call, type Handler, type Operation, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
+
+const hex = (v: bigint): string => `0x${v.toString(16)}`;
 
 const MAP_FIXED_IOVA = 1, MAP_WRITEABLE = 2, MAP_READABLE = 4;
 const MAP_FLAGS = MAP_FIXED_IOVA | MAP_WRITEABLE | MAP_READABLE;
@@ -37,17 +43,26 @@ export function iommufd_ioas_option(c: Call, a: Arg): Step {
   const id = u32(a, 'object_id');
   const g = getIoas(c, id, 'iommufd_ioas_option');
   if (g.err) return g.err;
-  const ioas = g.o.ioas!;
+  const iopt = g.o.ioas!.iopt;
   const op = u32(a, 'op');
   const val64 = u64(a, 'val64');
   if (op === 1)
-    return succeed(`ioas.c iommufd_ioas_option_huge_pages: large pages are ${ioas.disableLargePages ? 'disabled' : 'enabled'}`,
-      { val64: ioas.disableLargePages ? 0n : 1n });
+    return succeed(`ioas.c iommufd_ioas_option_huge_pages: large pages are ${iopt.disableLargePages ? 'disabled' : 'enabled'}`,
+      { val64: iopt.disableLargePages ? 0n : 1n });
   if (op !== 0) return fail('EOPNOTSUPP', `ioas.c iommufd_ioas_option_huge_pages: op ${op} is neither SET nor GET`);
   if (val64 !== 0n && val64 !== 1n) return fail('EINVAL', `ioas.c iommufd_ioas_option_huge_pages: val64 ${val64} is neither 0 nor 1`);
   const disable = val64 === 0n;
-  if (disable === ioas.disableLargePages)
+  if (disable === iopt.disableLargePages)
     return succeed(`io_pagetable.c: large pages already ${disable ? 'disabled' : 'enabled'}`, { val64 });
+  if (disable) {
+    // iopt_calculate_iova_alignment raises the alignment to PAGE_SIZE: every area must already be page aligned.
+    const page = BigInt(c.k.st.pageSize);
+    for (const n of iopt.areas.inOrder()) {
+      const ar = n.value;
+      if (ar.start % page !== 0n || areaLength(ar) % page !== 0n || BigInt(ar.pageOffset) % page !== 0n)
+        return fail('EADDRINUSE', `io_pagetable.c iopt_disable_large_pages: area ${describeArea(ar)} is not PAGE_SIZE aligned`);
+    }
+  }
   return succeed(`io_pagetable.c iopt_${disable ? 'disable' : 'enable'}_large_pages on IOAS ${id}`, { val64 },
     [{ type: 'IoasLargePagesSet', ctx: c.ctx.id, id, disableLargePages: disable }]);
 }
@@ -57,28 +72,43 @@ function iommufd_ioas_iova_ranges(c: Call, a: Arg): Step {
   if (u32(a, '__reserved') !== 0) return fail('EOPNOTSUPP', 'ioas.c iommufd_ioas_iova_ranges: __reserved != 0');
   const g = getIoas(c, u32(a, 'ioas_id'), 'iommufd_ioas_iova_ranges');
   if (g.err) return g.err;
-  const ioas = g.o.ioas!;
-  const holes: { start: bigint; last: bigint }[] = [];
-  let at: bigint | undefined = 0n;
-  for (const r of ioas.reserved) {
-    if (at === undefined) break;
-    if (r.start > at) holes.push({ start: at, last: r.start - 1n });
-    at = r.last === U64_MAX ? undefined : r.last + 1n;
-  }
-  if (at !== undefined) holes.push({ start: at, last: U64_MAX });
+  const iopt = g.o.ioas!.iopt;
+  const holes = usableRanges(iopt);
   const room = u32(a, 'num_iovas');
+  if (holes.length > 0 && room > 0 && isNullPtr(a, 'allowed_iovas'))
+    return fail('EFAULT', 'ioas.c iommufd_ioas_iova_ranges: copy_to_user to a NULL allowed_iovas');
   const written = holes.slice(0, room).map((h) => ({ start: h.start, last: h.last }));
-  const out = respond(a, { num_iovas: BigInt(holes.length), out_iova_alignment: ioas.iovaAlignment, allowed_iovas: written });
+  const out = respond(a, { num_iovas: BigInt(holes.length), out_iova_alignment: iopt.iovaAlignment, allowed_iovas: written });
   if (holes.length > room)
     return fail('EMSGSIZE', `ioas.c iommufd_ioas_iova_ranges: ${holes.length} ranges do not fit num_iovas=${room}`, [], out);
   return succeed(`ioas.c iommufd_ioas_iova_ranges: ${holes.length} usable range(s) outside the reserved ranges`, out);
 }
 
+/** `iommufd_ioas_allow_iovas` → `iopt_set_allow_iova`: replaces the whole allowed list, atomically. */
 function iommufd_ioas_allow_iovas(c: Call, a: Arg): Step {
-  if (u32(a, '__reserved') !== 0) return fail('EOPNOTSUPP', 'ioas.c iommufd_ioas_allow_iovas: __reserved != 0');
-  const g = getIoas(c, u32(a, 'ioas_id'), 'iommufd_ioas_allow_iovas');
+  const fn = 'ioas.c iommufd_ioas_allow_iovas';
+  if (u32(a, '__reserved') !== 0) return fail('EOPNOTSUPP', `${fn}: __reserved != 0`);
+  const id = u32(a, 'ioas_id');
+  const g = getIoas(c, id, 'iommufd_ioas_allow_iovas');
   if (g.err) return g.err;
-  return unmodelled('IOMMU_IOAS_ALLOW_IOVAS (the allowed interval tree)');
+  const num = u32(a, 'num_iovas');
+  const arr = userArray(a, 'allowed_iovas', num);
+  if ('unmodelled' in arr) return unmodelled(arr.unmodelled);
+  if ('errno' in arr) return fail(arr.errno, `${fn}: ${arr.why}`);
+  const ranges: { start: bigint; last: bigint }[] = [];
+  for (let k = 0; k < arr.elems.length; k++) {
+    const e = arr.elems[k]!;
+    const start = u64(e, 'start'), last = u64(e, 'last');
+    if (start >= last) return fail('EINVAL', `${fn}: allowed_iovas[${k}] has start ${hex(start)} >= last ${hex(last)}`);
+    const clash = ranges.find((r) => r.start <= last && start <= r.last);
+    if (clash) return fail('EINVAL', `${fn}: allowed_iovas[${k}] overlaps an earlier element [${hex(clash.start)}, ${hex(clash.last)}]`);
+    ranges.push({ start, last });
+  }
+  for (const r of ranges) {
+    const res = g.o.ioas!.iopt.reserved.iterFirst(r.start, r.last);
+    if (res) return fail('EADDRINUSE', `io_pagetable.c iopt_set_allow_iova: [${hex(r.start)}, ${hex(r.last)}] intersects the reserved range [${hex(res.start)}, ${hex(res.last)}]`);
+  }
+  return succeed(`${fn}: ${ranges.length} allowed range(s) on IOAS ${id}`, undefined, [{ type: 'AllowedIovasSet', ctx: c.ctx.id, ioas: id, ranges }]);
 }
 
 /** The checks `iommufd_ioas_map`, `_map_file` and `_copy` share before they look anything up. */
@@ -90,42 +120,145 @@ function mapFlagChecks(fn: string, flags: number, iovas: readonly [string, bigin
   return undefined;
 }
 
+/** `conv_iommu_prot`: IOMMU_CACHE is implied; READ and WRITE follow the flags. */
+const protOf = (flags: number): number => ((flags & MAP_READABLE) ? IOMMU_READ : 0) | ((flags & MAP_WRITEABLE) ? IOMMU_WRITE : 0);
+
+/** The accounting mode new pages get (`iopt_alloc_pages`, upgraded by `iopt_map_common` in an MM-mode context). */
+function accountModeFor(c: Call): 0 | 1 | 2 {
+  if (c.k.header.limits.cap_ipc_lock) return IOPT_PAGES_ACCOUNT_NONE;
+  return c.ctx.accountMode === 1 ? IOPT_PAGES_ACCOUNT_MM : IOPT_PAGES_ACCOUNT_USER;
+}
+
+/** MAP and MAP_FILE after the pages exist: `iopt_map_common` → `iopt_map_pages`, then respond with the IOVA. */
+function* mapCommon(c: Call, a: Arg, id: number, slice: PagesSlice, fn: string): Operation {
+  const flags = u32(a, 'flags');
+  const where = { ctx: c.ctx.id, ioas: id };
+  const fixed = (flags & MAP_FIXED_IOVA) !== 0 ? u64(a, 'iova') : undefined;
+  const r = yield* iopt_map_pages(() => readIopt(c, id), where, [slice], slice.length, fixed, protOf(flags), c.k.line);
+  if (isFailure(r)) return fail(r.errno, r.why);
+  return succeed(`ioas.c ${fn}: [${hex(r.iova)}, ${hex(r.iova + slice.length - 1n)}] of IOAS ${id}`, respond(a, { iova: r.iova }), r.publish);
+}
+
+/** The io_pagetable of IOAS `id` as it is now (re-read after every step: other threads may have run). */
+function readIopt(c: Call, id: number) {
+  const o = c.ctx.objects.get(id);
+  if (o?.ioas === undefined) throw new Error(`IOAS ${id} vanished while an operation held it`);
+  return { st: c.k.st, iopt: o.ioas.iopt };
+}
+
+/** `iommufd_ioas_map` → `iopt_map_user_pages` → `iopt_alloc_user_pages`. */
 function iommufd_ioas_map(c: Call, a: Arg): Step {
   const fn = 'iommufd_ioas_map';
   if (u32(a, '__reserved') !== 0) return fail('EOPNOTSUPP', `ioas.c ${fn}: __reserved != 0`);
-  const e = mapFlagChecks(fn, u32(a, 'flags'), [['iova', u64(a, 'iova')], ['length', u64(a, 'length')]]);
+  const length = u64(a, 'length'), uptr = u64(a, 'user_va');
+  const e = mapFlagChecks(fn, u32(a, 'flags'), [['iova', u64(a, 'iova')], ['length', length]]);
   if (e) return e;
-  const g = getIoas(c, u32(a, 'ioas_id'), fn);
-  return g.err ?? unmodelled('IOMMU_IOAS_MAP (io_pagetable areas and pinning)');
+  const id = u32(a, 'ioas_id');
+  const g = getIoas(c, id, fn);
+  if (g.err) return g.err;
+  const page = BigInt(c.k.st.pageSize);
+  if (uptr + length > U64_MAX) return fail('EOVERFLOW', `pages.c iopt_alloc_user_pages: user_va ${hex(uptr)} + length ${hex(length)} overflows`);
+  if (length === 0n || length > U64_MAX - page) return fail('EINVAL', `pages.c iopt_alloc_pages: length ${hex(length)} is 0 or above SIZE_MAX - PAGE_SIZE`);
+  const down = uptr - (uptr % page);
+  const npages = Number((uptr % page + length + page - 1n) / page);
+  const pages: IoptPages = {
+    id: c.k.st.nextPages, kind: 'user', uptr: down, memfd: undefined, fileStart: 0n, npages,
+    writable: (u32(a, 'flags') & MAP_WRITEABLE) !== 0, accountMode: accountModeFor(c), refs: 0,
+  };
+  const created = { type: 'PagesCreated' as const, pages: pages.id, kind: pages.kind, uptr: pages.uptr, memfd: undefined, fileStart: 0n, npages, writable: pages.writable, accountMode: pages.accountMode };
+  return mapCommon(c, a, id, { pages, created, startByte: uptr - down, length }, fn);
 }
 
+/** `iommufd_ioas_map_file` → `iopt_map_file_pages` (memfds; dma-bufs arrive with device memory). */
 function iommufd_ioas_map_file(c: Call, a: Arg): Step {
   const fn = 'iommufd_ioas_map_file';
-  const e = mapFlagChecks(fn, u32(a, 'flags'), [['iova', u64(a, 'iova')], ['length', u64(a, 'length')]]);
+  const length = u64(a, 'length'), start = u64(a, 'start');
+  const e = mapFlagChecks(fn, u32(a, 'flags'), [['iova', u64(a, 'iova')], ['length', length]]);
   if (e) return e;
-  const g = getIoas(c, u32(a, 'ioas_id'), fn);
-  return g.err ?? unmodelled('IOMMU_IOAS_MAP_FILE (io_pagetable areas and pinning)');
+  const id = u32(a, 'ioas_id');
+  const g = getIoas(c, id, fn);
+  if (g.err) return g.err;
+  if (length === 0n) return fail('EINVAL', 'io_pagetable.c iopt_map_file_pages: length 0');
+  if (start + length - 1n > U64_MAX) return fail('EOVERFLOW', 'io_pagetable.c iopt_map_file_pages: start + length - 1 overflows');
+  const fd = Number(BigInt.asIntN(32, u64(a, 'fd')));
+  const f = c.k.st.fds.get(fd);
+  if (f === undefined) return fail('EBADF', `io_pagetable.c iopt_map_file_pages: fget(${fd}): fd is not open`);
+  if (f.kind !== 'memfd') return unmodelled(`IOMMU_IOAS_MAP_FILE of ${f.kind === 'other' ? f.path : 'an iommufd'} (only memfds are modelled)`);
+  const page = BigInt(c.k.st.pageSize);
+  if (length > U64_MAX - page) return fail('EINVAL', `pages.c iopt_alloc_pages: length ${hex(length)} above SIZE_MAX - PAGE_SIZE`);
+  const down = start - (start % page);
+  const npages = Number((start % page + length + page - 1n) / page);
+  const pages: IoptPages = {
+    id: c.k.st.nextPages, kind: 'file', uptr: 0n, memfd: f.memfd, fileStart: down, npages,
+    writable: (u32(a, 'flags') & MAP_WRITEABLE) !== 0, accountMode: accountModeFor(c), refs: 0,
+  };
+  const created = { type: 'PagesCreated' as const, pages: pages.id, kind: pages.kind, uptr: 0n, memfd: f.memfd, fileStart: down, npages, writable: pages.writable, accountMode: pages.accountMode };
+  return mapCommon(c, a, id, { pages, created, startByte: start - down, length }, fn);
 }
 
-function iommufd_ioas_copy(c: Call, a: Arg): Step {
+/**
+ * `iommufd_ioas_copy`: take references on the source's pages (`iopt_get_pages`), drop the source, then map them
+ * into the destination; the new areas share the pages, so nothing is pinned or charged twice.
+ */
+function* iommufd_ioas_copy(c: Call, a: Arg): Operation {
   const fn = 'iommufd_ioas_copy';
-  const e = mapFlagChecks(fn, u32(a, 'flags'),
-    [['length', u64(a, 'length')], ['src_iova', u64(a, 'src_iova')], ['dst_iova', u64(a, 'dst_iova')]]);
+  const flags = u32(a, 'flags'), length = u64(a, 'length');
+  const e = mapFlagChecks(fn, flags, [['length', length], ['src_iova', u64(a, 'src_iova')], ['dst_iova', u64(a, 'dst_iova')]]);
   if (e) return e;
-  const g = getIoas(c, u32(a, 'src_ioas_id'), fn);
-  return g.err ?? unmodelled('IOMMU_IOAS_COPY (io_pagetable areas and pinning)');
+  const src = u32(a, 'src_ioas_id');
+  const gs = getIoas(c, src, fn);
+  if (gs.err) return gs.err;
+  const list = iopt_get_pages(c.k.st, gs.o.ioas!.iopt, u64(a, 'src_iova'), length);
+  if (isFailure(list)) return fail(list.errno, list.why);
+  yield list.map((l) => ({ type: 'PagesRefTaken' as const, pages: l.pages.id }));
+  const drop = (): DomainEvent[] => {
+    const out: DomainEvent[] = [];
+    const dropped = new Map<number, number>();
+    for (const l of list) {
+      const d = dropped.get(l.pages.id) ?? 0;
+      out.push({ type: 'PagesRefDropped', pages: l.pages.id }, ...putPages(c.k.st, l.pages.id, d));
+      dropped.set(l.pages.id, d + 1);
+    }
+    return out;
+  };
+  const dst = u32(a, 'dst_ioas_id');
+  const gd = getIoas(c, dst, fn);
+  if (gd.err) return { ...gd.err, events: drop() };
+  const fixed = (flags & MAP_FIXED_IOVA) !== 0 ? u64(a, 'dst_iova') : undefined;
+  const r = yield* iopt_map_pages(() => readIopt(c, dst), { ctx: c.ctx.id, ioas: dst }, list, length, fixed, protOf(flags), c.k.line);
+  if (isFailure(r)) return fail(r.errno, r.why, drop());
+  return succeed(`ioas.c ${fn}: [${hex(r.iova)}, ${hex(r.iova + length - 1n)}] of IOAS ${dst} shares the pages of IOAS ${src}`,
+    respond(a, { dst_iova: r.iova }), [...r.publish, ...drop()]);
 }
 
-function iommufd_ioas_unmap(c: Call, a: Arg): Step {
-  const g = getIoas(c, u32(a, 'ioas_id'), 'iommufd_ioas_unmap');
-  return g.err ?? unmodelled('IOMMU_IOAS_UNMAP (io_pagetable areas)');
+/** `iommufd_ioas_unmap`: unmap-all for (0, U64_MAX), else the range; 0 bytes unmapped is ENOENT. */
+function* iommufd_ioas_unmap(c: Call, a: Arg): Operation {
+  const fn = 'ioas.c iommufd_ioas_unmap';
+  const id = u32(a, 'ioas_id');
+  const g = getIoas(c, id, 'iommufd_ioas_unmap');
+  if (g.err) return g.err;
+  const iova = u64(a, 'iova'), length = u64(a, 'length');
+  const where = { ctx: c.ctx.id, ioas: id };
+  let start = 0n, last = U64_MAX;
+  const all = iova === 0n && length === U64_MAX;
+  if (!all) {
+    if (iova >= U64_MAX || length >= U64_MAX) return fail('EOVERFLOW', `${fn}: iova or length >= ULONG_MAX`);
+    if (length === 0n) return fail('EINVAL', 'io_pagetable.c iopt_unmap_iova: length 0');
+    if (iova + length - 1n > U64_MAX) return fail('EOVERFLOW', 'io_pagetable.c iopt_unmap_iova: iova + length - 1 overflows');
+    start = iova;
+    last = iova + length - 1n;
+  }
+  const r = yield* iopt_unmap_iova_range(() => readIopt(c, id), where, start, last);
+  if (r.failure) return fail(r.failure.errno, r.failure.why);
+  if (!all && r.unmapped === 0n) return fail('ENOENT', `${fn}: no area lies in [${hex(start)}, ${hex(last)}]`);
+  return succeed(`${fn}: ${hex(r.unmapped)} bytes unmapped${all ? ' (unmap all)' : ''}`, respond(a, { length: r.unmapped }));
 }
 
 /** `iommufd_ioas_change_process`: with no area anywhere there is nothing to re-account and it succeeds. */
 function iommufd_ioas_change_process(c: Call, a: Arg): Step {
   if (u32(a, '__reserved') !== 0) return fail('EOPNOTSUPP', 'ioas.c iommufd_ioas_change_process: __reserved != 0');
   for (const o of c.ctx.objects.values())
-    if (o.ioas !== undefined && o.ioas.areas > 0) return unmodelled('IOMMU_IOAS_CHANGE_PROCESS over IOASes with areas');
+    if (o.ioas !== undefined && o.ioas.iopt.areas.size > 0) return unmodelled('IOMMU_IOAS_CHANGE_PROCESS over IOASes with areas');
   return succeed('ioas.c iommufd_ioas_change_process: no IOAS has an area, nothing to re-account');
 }
 

@@ -34,6 +34,23 @@ export const isNullPtr = (a: Arg, name: string): boolean => {
   const v = a.v[name];
   return v === undefined || v === 0n;
 };
+/**
+ * The `count` elements of a user array field, as the kernel would copy them in: given inline in the trace, or NULL
+ * (EFAULT when anything is to be read). A raw pointer into user memory needs page contents, which are read from the
+ * mm model once it holds them.
+ */
+export function userArray(a: Arg, name: string, count: number):
+  { elems: readonly Arg[] } | { errno: 'EFAULT'; why: string } | { unmodelled: string } {
+  if (count === 0) return { elems: [] };
+  const v = a.v[name];
+  if (Array.isArray(v)) {
+    if (v.length < count) return { errno: 'EFAULT', why: `${name} holds ${v.length} element(s) but ${count} are read (the rest are not in the trace)` };
+    return { elems: v.slice(0, count) };
+  }
+  if (v === undefined || v === 0n) return { errno: 'EFAULT', why: `copy_from_user of ${count} element(s) from a NULL ${name}` };
+  return { unmodelled: `${name} given as a raw pointer (reading arrays from user memory)` };
+}
+
 export const member = (a: Arg, name: string): Arg | undefined => {
   const v = a.v[name];
   return typeof v === 'object' && v !== null && 'def' in v ? v : undefined;
@@ -71,6 +88,8 @@ export interface Kernel {
   /** The live projected state; handlers read it, `evolve` alone writes it. */
   readonly st: State;
   readonly header: TraceHeader;
+  /** The trace line being replayed (recorded on what it creates, for explanations). */
+  readonly line: number;
 }
 export interface Call {
   readonly k: Kernel;

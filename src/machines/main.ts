@@ -28,7 +28,7 @@ export function iommufd_destroy(c: Call, a: Arg): Step {
     return fail('ENOENT', `main.c iommufd_object_remove: ${lookupWhy(c.ctx, id, 'ANY')}`);
   if (o.users !== 1)
     return fail('EBUSY', `main.c iommufd_object_remove: ${o.kind} ${id} has users=${o.users} (refcount_dec_if_one fails: something else holds it)`);
-  return succeed(`main.c iommufd_object_remove: ${o.kind} ${id} destroyed`, undefined, destroyEvents(c.ctx, [id]));
+  return succeed(`main.c iommufd_object_remove: ${o.kind} ${id} destroyed`, undefined, destroyEvents(c.k.st, c.ctx, [id]));
 }
 
 /** `iommufd_option_rlimit_mode` (main.c). */

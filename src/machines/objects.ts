@@ -4,7 +4,8 @@
  * `iommufd_fops_release` destroys what a closed context still holds.
  */
 import type { DomainEvent, ObjectKind } from '../events/domain.js';
-import type { IommufdCtx, KObject } from '../projections/state.js';
+import type { IommufdCtx, KObject, State } from '../projections/state.js';
+import { ioasTeardownEvents } from '../hw/iopt_ops.js';
 import { S_FINALIZED } from './lifecycle.js';
 
 /**
@@ -57,11 +58,17 @@ export function releaseOrder(ctx: IommufdCtx, dropsRefs: (o: KObject) => readonl
   return { order, leaked: [...users.keys()] };
 }
 
-/** Destroying objects: each drops the references it holds, then leaves the table. */
-export function destroyEvents(ctx: IommufdCtx, ids: readonly number[]): DomainEvent[] {
+/**
+ * Destroying objects: each runs its kind's destroy op (an IOAS unmaps everything: `iommufd_ioas_destroy` →
+ * `iopt_unmap_all`), drops the references it holds, then leaves the table.
+ */
+export function destroyEvents(st: State, ctx: IommufdCtx, ids: readonly number[]): DomainEvent[] {
   const out: DomainEvent[] = [];
+  const dropped = new Map<number, number>();
   for (const id of ids) {
-    for (const held of ctx.objects.get(id)?.holds ?? []) out.push({ type: 'ObjectRefDropped', ctx: ctx.id, id: held, by: id });
+    const o = ctx.objects.get(id);
+    if (o?.ioas !== undefined) out.push(...ioasTeardownEvents(st, { ctx: ctx.id, ioas: id }, o.ioas.iopt, dropped));
+    for (const held of o?.holds ?? []) out.push({ type: 'ObjectRefDropped', ctx: ctx.id, id: held, by: id });
     out.push({ type: 'ObjectDestroyed', ctx: ctx.id, id });
   }
   return out;

@@ -50,7 +50,7 @@ export function sys_close(k: Kernel, fd: number): Step {
     const ctx = k.st.ctxs.get(f.ctx)!;
     const { order, leaked } = releaseOrder(ctx, heldRefs);
     if (leaked.length > 0) return unmodelled(`close of an iommufd whose objects ${leaked.join(', ')} are still referenced`);
-    events.push(...destroyEvents(ctx, order), { type: 'IommufdReleased', ctx: ctx.id });
+    events.push(...destroyEvents(k.st, ctx, order), { type: 'IommufdReleased', ctx: ctx.id });
     return succeed(`main.c iommufd_fops_release: context ${ctx.id} freed${order.length ? `, destroying ${order.join(', ')}` : ''}`, undefined, events);
   }
   return succeed(`close fd ${fd}`, undefined, events);

@@ -9,6 +9,8 @@ import { U64_MAX } from '../events/values.js';
 import { fail, member, succeed, u32, u64, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
 import { isFullyMapped } from '../hw/mm.js';
 import { pinRefs } from '../hw/pages.js';
+import { iopt_reserve_iova } from '../hw/iopt_ops.js';
+import { getObject, lookupWhy } from './objects.js';
 
 const OP_NAME = new Map<number, string>(Object.entries(ENUMS.test_op).map(([k, v]) => [v, k]));
 
@@ -33,7 +35,37 @@ function md_check_refs(c: Call, a: Arg): Step {
   return succeed(`${fn}: all ${length / page} page(s) have ${refs} pin reference(s)`);
 }
 
-const OPS: ReadonlyMap<number, Handler> = new Map([[ENUMS.test_op.IOMMU_TEST_OP_MD_CHECK_REFS, md_check_refs]]);
+/** `iommufd_test_add_reserved`: a reserved range with no owner, kept until the IOAS is destroyed. */
+function add_reserved(c: Call, a: Arg): Step {
+  const fn = 'selftest.c iommufd_test_add_reserved';
+  const m = member(a, 'add_reserved');
+  const start = m ? u64(m, 'start') : 0n, length = m ? u64(m, 'length') : 0n;
+  if (length === 0n) return fail('EINVAL', `${fn}: length 0`);
+  const last = start + length - 1n;
+  if (last > U64_MAX) return fail('EOVERFLOW', `${fn}: start + length - 1 overflows`);
+  const id = u32(a, 'id');
+  const o = getObject(c.ctx, id, 'IOAS');
+  if (o === undefined) return fail('ENOENT', `${fn}: ${lookupWhy(c.ctx, id, 'IOAS')}`);
+  const clash = iopt_reserve_iova(o.ioas!.iopt, start, last);
+  if (clash) return fail(clash.errno, clash.why);
+  return succeed(`${fn}: [0x${start.toString(16)}, 0x${last.toString(16)}] reserved in IOAS ${id}`, undefined,
+    [{ type: 'ReservedAdded', ctx: c.ctx.id, ioas: id, start, last, owner: 0 }]);
+}
+
+/** `iommufd_test` SET_TEMP_MEMORY_LIMIT: the pinning batch size, a module global (restored by the selftests). */
+function set_temp_memory_limit(_c: Call, a: Arg): Step {
+  const m = member(a, 'memory_limit');
+  const limit = m ? u32(m, 'limit') : 0;
+  if (limit < 12) return fail('EINVAL', `selftest.c iommufd_test: memory limit ${limit} is below 12`);
+  return succeed(`selftest.c: iommufd_test_memory_limit = ${limit}`, undefined, [{ type: 'TestMemoryLimitSet', limit }]);
+}
+
+const T = ENUMS.test_op;
+const OPS: ReadonlyMap<number, Handler> = new Map([
+  [T.IOMMU_TEST_OP_MD_CHECK_REFS, md_check_refs],
+  [T.IOMMU_TEST_OP_ADD_RESERVED, add_reserved],
+  [T.IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT, set_temp_memory_limit],
+]);
 
 /** `iommufd_test`: dispatch on `op`; an op the driver does not know is EOPNOTSUPP. */
 export function iommufd_test(c: Call, a: Arg): Step {

@@ -5,8 +5,19 @@
  */
 import { LIFE_STATES } from '../machines/lifecycle.js';
 import type { State } from './state.js';
+import type { Iopt } from '../hw/io_pagetable.js';
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
+
+export function viewIopt(i: Iopt) {
+  return {
+    iovaAlignment: hex(i.iovaAlignment),
+    disableLargePages: i.disableLargePages,
+    areas: [...i.areas.inOrder()].map((n) => ({ ...n.value, start: hex(n.value.start), last: hex(n.value.last) })),
+    allowed: [...i.allowed.inOrder()].map((n) => [hex(n.start), hex(n.last)]),
+    reserved: [...i.reserved.inOrder()].map((n) => [hex(n.start), hex(n.last), n.value]),
+  };
+}
 
 export function viewState(s: State) {
   const byKey = <K extends number, V>(m: ReadonlyMap<K, V>): [K, V][] => [...m].sort((a, b) => a[0] - b[0]);
@@ -22,12 +33,7 @@ export function viewState(s: State) {
       nextId: c.ids.lowestFree() ?? null,
       objects: byKey(c.objects).map(([, o]) => ({
         id: o.id, kind: o.kind, life: LIFE_STATES[o.life], users: o.users, holds: [...o.holds].sort((a, b) => a - b),
-        ...(o.ioas && {
-          ioas: {
-            disableLargePages: o.ioas.disableLargePages, iovaAlignment: hex(o.ioas.iovaAlignment), areas: o.ioas.areas,
-            reserved: o.ioas.reserved.map((r) => [hex(r.start), hex(r.last)]),
-          },
-        }),
+        ...(o.ioas && { ioas: viewIopt(o.ioas.iopt) }),
       })),
     })),
     nextCtx: s.nextCtx,
@@ -35,6 +41,10 @@ export function viewState(s: State) {
     vmas: s.mm.vmas.map((v) => ({ start: hex(v.start), last: hex(v.last), prot: v.prot, flags: v.flags, memfd: v.memfd ?? null, offset: hex(v.offset) })),
     memfds: byKey(s.mm.memfds).map(([, m]) => ({ id: m.id, name: m.name, size: hex(m.size) })),
     pins: [...s.mm.pins.runs()].map((r) => [r.start, r.last, r.count]),
+    pages: byKey(s.pages).map(([, p]) => ({ ...p, uptr: hex(p.uptr), fileStart: hex(p.fileStart), memfd: p.memfd ?? null })),
+    nextPages: s.nextPages,
+    nextArea: s.nextArea,
+    testMemoryLimit: s.testMemoryLimit,
   };
 }
 export type StateView = ReturnType<typeof viewState>;

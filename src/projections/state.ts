@@ -10,17 +10,13 @@ import type { DomainEvent, FileRef, ObjectKind } from '../events/domain.js';
 import { E_ABORT, E_DESTROY, E_FINALIZE, nextLife, S_ALLOCATED, S_FINALIZED } from '../machines/lifecycle.js';
 import { IdAllocator } from './ids.js';
 import { emptyMm, mmEvolve, cloneMm, type MmState } from '../hw/mm.js';
+import { cloneIopt, ioptEvolve, newIopt, type Iopt } from '../hw/io_pagetable.js';
+import { pagesEvolve, type IoptPages } from '../hw/pages.js';
 
 export interface IoasData {
-  disableLargePages: boolean;
-  /** `iopt->iova_alignment`: 1 for a new IOAS; PAGE_SIZE with large pages disabled; grows with domains/accesses. */
-  iovaAlignment: bigint;
-  /** `iopt->reserved_itree`, ascending and disjoint (filled by domains, devices and ADD_RESERVED). */
-  reserved: { readonly start: bigint; readonly last: bigint }[];
-  /** Number of areas in `iopt->area_itree`. */
-  areas: number;
+  readonly iopt: Iopt;
 }
-const newIoas = (): IoasData => ({ disableLargePages: false, iovaAlignment: 1n, reserved: [], areas: 0 });
+const newIoas = (): IoasData => ({ iopt: newIopt() });
 export interface KObject {
   readonly id: number;
   readonly kind: ObjectKind;
@@ -50,11 +46,24 @@ export interface State {
   nextCtx: number;
   nextMemfd: number;
   readonly mm: MmState;
+  /** Every live `iopt_pages`, by id (shared by the areas of any IOAS of any context). */
+  readonly pages: Map<number, IoptPages>;
+  nextPages: number;
+  nextArea: number;
+  /** The selftest's `iommufd_test_memory_limit` (pages per pinning batch), a module global. */
+  testMemoryLimit: number;
 }
 
 export const initialState = (): State => ({
   pageSize: 4096, memory: 'explicit', fds: new Map(), ctxs: new Map(), nextCtx: 1, nextMemfd: 1, mm: emptyMm(),
+  pages: new Map(), nextPages: 1, nextArea: 1, testMemoryLimit: 65536,
 });
+
+function ioptOf(s: State, ctx: number, id: number): Iopt {
+  const o = objOf(ctxOf(s, ctx), id);
+  if (o.ioas === undefined) throw new ProjectionError(`object ${id} is not an IOAS`);
+  return o.ioas.iopt;
+}
 
 /** A model bug: an event that the state cannot take (decide and evolve disagree). Never a trace problem. */
 export class ProjectionError extends Error {}
@@ -137,14 +146,41 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'AccountModeSet':
       ctxOf(s, ev.ctx).accountMode = ev.mode;
       return s;
-    case 'IoasLargePagesSet': {
-      const o = objOf(ctxOf(s, ev.ctx), ev.id);
-      if (o.ioas === undefined) throw new ProjectionError(`object ${ev.id} is not an IOAS`);
-      o.ioas.disableLargePages = ev.disableLargePages;
-      // iopt_calculate_iova_alignment with no domain and no access: PAGE_SIZE when large pages are off, else 1.
-      o.ioas.iovaAlignment = ev.disableLargePages ? BigInt(s.pageSize) : 1n;
+    case 'IoasLargePagesSet':
+      ioptEvolve(ioptOf(s, ev.ctx, ev.id), ev, s.pageSize);
+      return s;
+    case 'AreaReserved': {
+      const p = s.pages.get(ev.pages);
+      if (p === undefined) throw new ProjectionError(`area ${ev.area} uses unknown pages ${ev.pages}`);
+      ioptEvolve(ioptOf(s, ev.ctx, ev.ioas), ev, s.pageSize);
+      p.refs++;
+      if (ev.area >= s.nextArea) s.nextArea = ev.area + 1;
       return s;
     }
+    case 'AreaRemoved': {
+      const i = ioptOf(s, ev.ctx, ev.ioas);
+      const a = i.areaById.get(ev.area);
+      if (a === undefined) throw new ProjectionError(`no area ${ev.area}`);
+      ioptEvolve(i, ev, s.pageSize);
+      s.pages.get(a.value.pages)!.refs--;
+      return s;
+    }
+    case 'AreaPublished':
+    case 'AreaUnpublished':
+    case 'AllowedIovasSet':
+    case 'ReservedAdded':
+    case 'ReservedRemoved':
+      ioptEvolve(ioptOf(s, ev.ctx, ev.ioas), ev, s.pageSize);
+      return s;
+    case 'PagesCreated':
+    case 'PagesReleased':
+    case 'PagesRefTaken':
+    case 'PagesRefDropped':
+      pagesEvolve(s, ev);
+      return s;
+    case 'TestMemoryLimitSet':
+      s.testMemoryLimit = ev.limit;
+      return s;
     case 'VfioIoasSet':
       ctxOf(s, ev.ctx).vfioIoas = ev.id;
       return s;
@@ -165,8 +201,9 @@ export function cloneState(s: State): State {
   const ctxs = new Map<number, IommufdCtx>();
   for (const [k, c] of s.ctxs) {
     const objects = new Map<number, KObject>();
-    for (const [id, o] of c.objects) objects.set(id, { ...o, holds: o.holds.slice(), ioas: o.ioas && { ...o.ioas, reserved: o.ioas.reserved.slice() } });
+    for (const [id, o] of c.objects) objects.set(id, { ...o, holds: o.holds.slice(), ioas: o.ioas && { iopt: cloneIopt(o.ioas.iopt) } });
     ctxs.set(k, { ...c, objects, ids: c.ids.clone() });
   }
-  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm) };
+  const pages = new Map([...s.pages].map(([k, p]) => [k, { ...p }]));
+  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages };
 }

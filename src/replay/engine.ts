@@ -48,7 +48,7 @@ export class Replayer implements Kernel {
   private n = 0;
   private lines = 0;
   private sawHeader = false;
-  private line = 0;
+  line = 0;
   private tid = 1;
   readonly divergences: Divergence[] = [];
   readonly errors: TraceError[] = [];

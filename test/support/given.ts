@@ -52,7 +52,7 @@ export function run(st: State, header: TraceHeader, call: IoctlCall, ctx = CTX):
   } else if (a.k === 'int') input = { k: 'int', v: a.v as bigint };
   else if (a.k === 'string') input = { k: 'string', v: a.v };
   else input = { k: a.k === 'null' ? 'null' : 'raw' };
-  const k: Kernel = { st, header };
+  const k: Kernel = { st, header, line: 0 };
   const events: DomainEvent[] = [];
   const apply = (es: readonly DomainEvent[]): void => {
     for (const e of es) {
