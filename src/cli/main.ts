@@ -2,12 +2,15 @@
  * The `iotrail` command: dispatch to its subcommands. All I/O of the tool lives under src/cli; the model below it
  * is pure.
  */
+import { recordMain } from './record.js';
 import { replayMain } from './replay.js';
 
 const USAGE = `iotrail — an executable model of the Linux IOMMU user API (iommufd, VFIO)
 
 usage:
   iotrail replay FILE|DIR...        replay traces against the model and report every divergence
+  iotrail record [--out FILE] [--path P]... -- COMMAND ARGS...
+                                    run a program and record its IOMMU ioctls as a trace
   iotrail help                      this text
 
 Run 'iotrail COMMAND --help' for a command's options.`;
@@ -15,6 +18,7 @@ Run 'iotrail COMMAND --help' for a command's options.`;
 type Command = (argv: string[]) => Promise<number>;
 const COMMANDS: Readonly<Record<string, Command>> = {
   replay: replayMain,
+  record: recordMain,
 };
 
 export async function main(argv: string[]): Promise<number> {

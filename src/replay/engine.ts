@@ -13,9 +13,9 @@ import { sameErrno } from '../events/errno.js';
 import { decodeHeader, type TraceHeader } from '../events/header.js';
 import { Unbound, resolveInt, resolveStruct, type Env } from '../events/resolve.js';
 import type { RawInt, TraceStruct } from '../events/struct_codec.js';
-import { decodeEvent, decodeIoctlArg, formatTraceError, type TraceError, type TraceEvent } from '../events/trace.js';
+import { decodeEvent, decodeIoctlArg, decodeIoctlOut, formatTraceError, type TraceError, type TraceEvent } from '../events/trace.js';
 import { commandFor } from '../events/uapi.js';
-import { isVar } from '../events/values.js';
+import { isVar, ok } from '../events/values.js';
 import { runToCompletion, type Done, type Kernel, type Outcome, type Step } from '../machines/ioctl.js';
 import { iommufd_fops_ioctl, type IoctlInput } from '../machines/main.js';
 import * as sys from '../machines/process.js';
@@ -49,6 +49,8 @@ export class Replayer implements Kernel {
   private lines = 0;
   private sawHeader = false;
   line = 0;
+  /** The observed `out` of the event being applied (decoded late for numeric commands). */
+  private curOut: unknown = undefined;
   private tid = 1;
   readonly divergences: Divergence[] = [];
   readonly errors: TraceError[] = [];
@@ -103,6 +105,7 @@ export class Replayer implements Kernel {
   apply(ev: TraceEvent): void {
     this.line = ev.line;
     this.tid = ev.tid;
+    this.curOut = 'out' in ev ? ev.out : undefined;
     try {
       const op = this.operation(ev);
       if (op === undefined) {
@@ -209,15 +212,18 @@ export class Replayer implements Kernel {
     if (f === undefined) return fail('EBADF', `ioctl: fd ${fd} is not open`);
     if (f.kind !== 'iommufd') return fail('ENOTTY', `ioctl: fd ${fd} is ${f.kind === 'memfd' ? 'a memfd' : f.path}, which has no ioctls`);
     let arg = ev.arg;
-    if (arg.k === 'raw') {
-      // A numeric command whose struct depends on the fd: decode it now that the fd says which one it is.
+    if (ev.cmd.def === undefined) {
+      // A numeric command: decode arg and out now that the fd says which command the number means.
       const def = commandFor(ev.cmd.value, 'iommufd');
-      const d = decodeIoctlArg(def, arg.v);
-      if (!d.ok) {
-        this.errors.push({ line: ev.line, path: d.problem.path, message: d.problem.message });
+      const d = decodeIoctlArg(def, arg.k === "raw" ? arg.v : null);
+      const o = def === undefined ? ok(undefined) : decodeIoctlOut(def, ev.out);
+      const bad = !d.ok ? d.problem : !o.ok ? o.problem : undefined;
+      if (bad !== undefined) {
+        this.errors.push({ line: ev.line, path: bad.path, message: bad.message });
         return undefined;
       }
-      arg = d.value;
+      arg = (d as { value: typeof arg }).value;
+      this.curOut = (o as { value: unknown }).value;
     }
     let input: IoctlInput;
     switch (arg.k) {
@@ -250,7 +256,7 @@ export class Replayer implements Kernel {
 
   private poison(ev: TraceEvent): void {
     if (ev.ret !== undefined && isVar(ev.ret)) this.poisoned.set(ev.ret.$, ev.line);
-    const out = 'out' in ev ? ev.out : undefined;
+    const out = this.curOut;
     if (out !== undefined && typeof out === 'object' && out !== null && 'def' in out) poisonStruct(out as TraceStruct, this.poisoned, ev.line);
   }
 
@@ -282,7 +288,7 @@ export class Replayer implements Kernel {
         this.diverge('ret', fmt(ev.ret), fmt(o.ret), o.why);
       }
     }
-    const out = 'out' in ev ? ev.out : undefined;
+    const out = this.curOut;
     if (out !== undefined && out !== null && typeof out === 'object' && 'def' in out) {
       const problems = compareOut(out as TraceStruct, o.out, this.env, this.poisoned, ev.line);
       for (const p of problems) this.diverge(p.field, p.observed, p.predicted, p.why ?? o.why);

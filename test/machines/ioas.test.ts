@@ -22,8 +22,12 @@ describe('IOMMU_IOAS_ALLOC', () => {
 
 describe('IOMMU_IOAS_IOVA_RANGES', () => {
   it('reports one range covering the whole u64 space with alignment 1 on a fresh IOAS', () => {
-    given(opened(), ioasAllocated(1)).when(ioctl('IOMMU_IOAS_IOVA_RANGES', { ioas_id: 1, num_iovas: 1 }))
+    given(opened(), ioasAllocated(1)).when(ioctl('IOMMU_IOAS_IOVA_RANGES', { ioas_id: 1, num_iovas: 1, allowed_iovas: '0x7f0000000000' }))
       .then([], { num_iovas: 1n, out_iova_alignment: 1n, allowed_iovas: [{ start: 0n, last: (1n << 64n) - 1n }] });
+  });
+
+  it('answers EFAULT when there is a range to write and allowed_iovas is NULL', () => {
+    given(opened(), ioasAllocated(1)).when(ioctl('IOMMU_IOAS_IOVA_RANGES', { ioas_id: 1, num_iovas: 1 })).thenFails('EFAULT');
   });
 
   it('answers EMSGSIZE with the required count when the array is too small', () => {
