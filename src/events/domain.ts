@@ -48,6 +48,15 @@ export type DomainEvent =
   /** A kref on the pages held by an in-flight COPY (`iopt_get_pages`), so a racing unmap cannot free them. */
   | { readonly type: 'PagesRefTaken'; readonly pages: number }
   | { readonly type: 'PagesRefDropped'; readonly pages: number }
+  /** An area's page range enters (+) or leaves (-) the pages' `domains_itree`: it is stored in a domain. */
+  | { readonly type: 'AreaFilled'; readonly pages: number; readonly start: number; readonly last: number }
+  | { readonly type: 'AreaUnfilled'; readonly pages: number; readonly start: number; readonly last: number }
+  /** Pages [start, last] of an iopt_pages are pinned (FOLL_PIN | FOLL_LONGTERM) / unpinned, once per iopt_pages. */
+  | { readonly type: 'PagesPinned'; readonly pages: number; readonly start: number; readonly last: number }
+  | { readonly type: 'PagesUnpinned'; readonly pages: number; readonly start: number; readonly last: number }
+  /** `iopt_pages_update_pinned`: RLIMIT_MEMLOCK accounting to the user (mode 1) or the mm (mode 2); pinned_vm always. */
+  | { readonly type: 'AccountingCharged'; readonly mode: 0 | 1 | 2; readonly npages: number }
+  | { readonly type: 'AccountingUncharged'; readonly mode: 0 | 1 | 2; readonly npages: number }
   /** The last reference to the pages went away (`iopt_release_pages`). */
   | { readonly type: 'PagesReleased'; readonly pages: number }
   /** `iopt_insert_area`: the area owns its IOVA but `pages` is still NULL (not published). */
@@ -60,11 +69,39 @@ export type DomainEvent =
   | { readonly type: 'AreaUnpublished'; readonly ctx: number; readonly ioas: number; readonly area: number }
   | { readonly type: 'AreaRemoved'; readonly ctx: number; readonly ioas: number; readonly area: number }
   | { readonly type: 'AllowedIovasSet'; readonly ctx: number; readonly ioas: number; readonly ranges: readonly { readonly start: bigint; readonly last: bigint }[] }
-  | { readonly type: 'ReservedAdded'; readonly ctx: number; readonly ioas: number; readonly start: bigint; readonly last: bigint; readonly owner: number }
-  | { readonly type: 'ReservedRemoved'; readonly ctx: number; readonly ioas: number; readonly start: bigint; readonly last: bigint; readonly owner: number }
+  | { readonly type: 'ReservedAdded'; readonly ctx: number; readonly ioas: number; readonly start: bigint; readonly last: bigint; readonly owner: string }
+  | { readonly type: 'ReservedRemoved'; readonly ctx: number; readonly ioas: number; readonly start: bigint; readonly last: bigint; readonly owner: string }
+  /** A hardware IOMMU domain (an `iommu_domain`) comes into being; `owner` is the HWPT object holding it. */
+  | {
+    readonly type: 'DomainAllocated'; readonly domain: number; readonly kind: 'paging' | 'nested' | 'blocked';
+    readonly driver: 'mock' | 'platform'; readonly pgsizeBitmap: bigint; readonly apertureStart: bigint;
+    readonly apertureLast: bigint; readonly dirtyOps: boolean; readonly ctx: number; readonly hwpt: number;
+  }
+  | { readonly type: 'DomainFreed'; readonly domain: number }
+  /** `iommu_map`: [iova, last] now translates to [phys, phys + last - iova]. */
+  | { readonly type: 'DomainMapped'; readonly domain: number; readonly iova: bigint; readonly last: bigint; readonly phys: bigint }
+  | { readonly type: 'DomainUnmapped'; readonly domain: number; readonly iova: bigint; readonly last: bigint }
+  /** `iopt_table_add_domain` / `iopt_table_remove_domain`, with the IOAS alignment that results. */
+  | { readonly type: 'IoptDomainAdded'; readonly ctx: number; readonly ioas: number; readonly domain: number; readonly iovaAlignment: bigint }
+  | { readonly type: 'IoptDomainRemoved'; readonly ctx: number; readonly ioas: number; readonly domain: number; readonly iovaAlignment: bigint }
+  /** A HWPT_PAGING object gets its domain and IOAS (`iommufd_hwpt_paging_alloc`); `auto` for an auto domain. */
+  | {
+    readonly type: 'HwptInitialized'; readonly ctx: number; readonly id: number; readonly ioas: number; readonly domain: number;
+    readonly auto: boolean; readonly nestParent: boolean; readonly pasidCompat: boolean;
+  }
+  /** `iommufd_device_bind`: a DEVICE object for a VFIO device (`dev` is its path) or a mock device (`mock:N`). */
+  | {
+    readonly type: 'DeviceBound'; readonly ctx: number; readonly id: number; readonly dev: string; readonly group: string;
+    readonly mock: boolean; readonly dirtyCapable: boolean; readonly pasidBits: number;
+  }
+  /** The selftest object of IOMMU_TEST_OP_MOCK_DOMAIN: mock device `mockDev`, bound as `idev`. */
+  | { readonly type: 'SelftestInitialized'; readonly ctx: number; readonly id: number; readonly idev: number; readonly mockDev: number }
+  /** `iommufd_hw_pagetable_attach` at `pasid` (0 = IOMMU_NO_PASID), and its undoing. */
+  | { readonly type: 'DeviceAttached'; readonly ctx: number; readonly idev: number; readonly pasid: number; readonly hwpt: number }
+  | { readonly type: 'DeviceDetached'; readonly ctx: number; readonly idev: number; readonly pasid: number }
   /** IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT: the selftest's global cap on pinning batch memory. */
   | { readonly type: 'TestMemoryLimitSet'; readonly limit: number }
-  | { readonly type: 'IoasLargePagesSet'; readonly ctx: number; readonly id: number; readonly disableLargePages: boolean }
+  | { readonly type: 'IoasLargePagesSet'; readonly ctx: number; readonly id: number; readonly disableLargePages: boolean; readonly iovaAlignment: bigint }
   | { readonly type: 'VfioIoasSet'; readonly ctx: number; readonly id: number }
   | { readonly type: 'VmaMapped'; readonly start: bigint; readonly length: bigint; readonly prot: number; readonly flags: number; readonly memfd: number | undefined; readonly offset: bigint }
   | { readonly type: 'VmaUnmapped'; readonly start: bigint; readonly length: bigint }
@@ -96,6 +133,12 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
   AreaReserved: ['start', 'last'],
   ReservedAdded: ['start', 'last'],
   ReservedRemoved: ['start', 'last'],
+  DomainAllocated: ['pgsizeBitmap', 'apertureStart', 'apertureLast'],
+  DomainMapped: ['iova', 'last', 'phys'],
+  DomainUnmapped: ['iova', 'last'],
+  IoptDomainAdded: ['iovaAlignment'],
+  IoptDomainRemoved: ['iovaAlignment'],
+  IoasLargePagesSet: ['iovaAlignment'],
 };
 /** Event fields holding arrays of {start, last} u64 ranges. */
 export const RANGE_LIST_FIELDS: Readonly<Partial<Record<EventType, readonly string[]>>> = {

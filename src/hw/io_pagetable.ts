@@ -38,15 +38,17 @@ export interface Iopt {
   readonly areas: IntervalTree<Area>;
   readonly areaById: Map<number, IntervalNode<Area>>;
   allowed: IntervalTree<null>;
-  /** Value: the owner (0 for none, as ADD_RESERVED; else the domain or device object). */
-  readonly reserved: IntervalTree<number>;
+  /** Value: the owner: '' for none (ADD_RESERVED), `domain:N` for an aperture, `dev:N` for a device's regions. */
+  readonly reserved: IntervalTree<string>;
   iovaAlignment: bigint;
   disableLargePages: boolean;
+  /** `iopt->domains`: the attached hardware domains, dense (removal moves the last into the hole). */
+  readonly domains: number[];
 }
 
 export const newIopt = (): Iopt => ({
   areas: new IntervalTree(), areaById: new Map(), allowed: new IntervalTree(), reserved: new IntervalTree(),
-  iovaAlignment: 1n, disableLargePages: false,
+  iovaAlignment: 1n, disableLargePages: false, domains: [],
 });
 
 export function cloneIopt(i: Iopt): Iopt {
@@ -56,6 +58,7 @@ export function cloneIopt(i: Iopt): Iopt {
   for (const n of i.reserved.inOrder()) c.reserved.insert(n.start, n.last, n.value);
   c.iovaAlignment = i.iovaAlignment;
   c.disableLargePages = i.disableLargePages;
+  c.domains.push(...i.domains);
   return c;
 }
 
@@ -104,7 +107,8 @@ export function ioptEvolve(i: Iopt, ev: IoptEvent, pageSize: number): void {
     }
     case 'IoasLargePagesSet':
       i.disableLargePages = ev.disableLargePages;
-      i.iovaAlignment = ioptCalculateIovaAlignment(i, pageSize);
+      i.iovaAlignment = ev.iovaAlignment;
+      void pageSize;
       return;
   }
 }
@@ -113,14 +117,6 @@ function areaNode(i: Iopt, id: number): IntervalNode<Area> {
   const n = i.areaById.get(id);
   if (n === undefined) throw new Error(`no area ${id}`);
   return n;
-}
-
-/**
- * `iopt_calculate_iova_alignment`: PAGE_SIZE when large pages are disabled, else 1; raised by every domain's
- * smallest page size and every access's alignment (devices and accesses arrive with their own layers).
- */
-export function ioptCalculateIovaAlignment(i: Iopt, pageSize: number): bigint {
-  return i.disableLargePages ? BigInt(pageSize) : 1n;
 }
 
 /** The holes of the reserved tree over [0, ULONG_MAX]: what IOMMU_IOAS_IOVA_RANGES reports. */

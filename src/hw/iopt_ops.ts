@@ -15,10 +15,12 @@ import { areaLength, contigAreas, describeArea, type Iopt } from './io_pagetable
 import { iopt_alloc_iova, iopt_check_iova } from './iova_alloc.js';
 import type { IoptPages } from './pages.js';
 import { U64_MAX } from './u64.js';
+import type { TraceHeader } from '../events/header.js';
+import { fillArea, StepScratch, unfillArea } from './iopt_domains.js';
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
 
-export interface Failure { readonly errno: Errno; readonly why: string }
+export interface Failure { readonly errno: Errno; readonly why: string; readonly undo?: readonly DomainEvent[] }
 export const isFailure = (x: unknown): x is Failure => typeof x === 'object' && x !== null && 'errno' in x;
 
 /** One element of an `iopt_pages_list`: a byte range of some pages, new (MAP) or shared (COPY). */
@@ -80,7 +82,7 @@ export function iopt_alloc_area_pages(
  * reservation, so pages that fail to get an IOVA are never seen.
  */
 export function* iopt_map_pages(
-  read: () => { st: State; iopt: Iopt }, where: IoasRef, list: readonly PagesSlice[], length: bigint,
+  read: () => { st: State; iopt: Iopt }, h: TraceHeader, where: IoasRef, list: readonly PagesSlice[], length: bigint,
   fixedIova: bigint | undefined, prot: number, line: number,
 ): Generator<readonly DomainEvent[], { iova: bigint; publish: DomainEvent[] } | Failure, void> {
   const { st, iopt } = read();
@@ -88,9 +90,37 @@ export function* iopt_map_pages(
   if (isFailure(r)) return r;
   const created = list.flatMap((e) => (e.created ? [e.created] : []));
   yield [...created, ...r.events];
-  // iopt_fill_domains_pages: no domain is attached until devices are modelled, so nothing is pinned here.
-  yield [];
+  // iopt_fill_domains_pages, under domains_rwsem: the domains are the ones attached now, not at reservation.
+  const now = read();
+  const scratch = new StepScratch();
+  const fill: DomainEvent[] = [];
+  const ids = r.events.flatMap((e) => (e.type === 'AreaReserved' ? [e.area] : []));
+  for (const id of ids) {
+    const a = now.iopt.areaById.get(id)!.value;
+    const f = fillArea(now.st, h, a, now.iopt.domains, true, scratch);
+    if (isFailure(f)) {
+      // The undo (iopt_fill_domains_pages err_undo) unfills what this call filled; nothing was published.
+      return { ...f, undo: abortAreas(now.st, where, ids) } as Failure;
+    }
+    fill.push(...f);
+  }
+  yield fill;
   return { iova: r.iova, publish: publishEvents(where, r.events) };
+}
+
+/** `iopt_abort_area` + `iopt_put_pages` for areas a failed MAP reserved. */
+function abortAreas(st: State, where: IoasRef, areas: readonly number[]): DomainEvent[] {
+  const out: DomainEvent[] = [];
+  const dropped = new Map<number, number>();
+  for (const id of areas) {
+    const i = st.ctxs.get(where.ctx)?.objects.get(where.ioas)?.ioas?.iopt;
+    const a = i?.areaById.get(id)?.value;
+    if (a === undefined) continue;
+    const d = dropped.get(a.pages) ?? 0;
+    out.push({ type: 'AreaRemoved', ctx: where.ctx, ioas: where.ioas, area: id }, ...putPages(st, a.pages, d));
+    dropped.set(a.pages, d + 1);
+  }
+  return out;
 }
 
 /** The events that publish the areas a reservation created. */
@@ -125,8 +155,13 @@ export function* iopt_unmap_iova_range(
       return { unmapped, failure: { errno: 'ENOENT', why: `${fn}: [${hex(start)}, ${hex(last)}] cuts area ${describeArea(area)}; unmap must cover whole areas` } };
     if (area.numAccesses > 0) return { unmapped, failure: { errno: 'EDEADLOCK', why: `${fn}: accesses pin area ${describeArea(area)} (access unmap notification is not modelled yet)` } };
     yield [{ type: 'AreaUnpublished', ctx: where.ctx, ioas: where.ioas, area: area.id }];
-    // iopt_area_unfill_domains: nothing to unfill until domains are modelled.
-    yield [{ type: 'AreaRemoved', ctx: where.ctx, ioas: where.ioas, area: area.id }, ...putPages(st, area.pages, 0)];
+    // iopt_area_unfill_domains without iova_rwsem: unmap from every domain, then unpin (and flush, for IOTLBs).
+    const now = read();
+    yield [
+      ...unfillArea(now.st, area, now.iopt.domains, now.iopt.domains.length > 0),
+      { type: 'AreaRemoved', ctx: where.ctx, ioas: where.ioas, area: area.id }, ...putPages(now.st, area.pages, 0),
+    ];
+    void st;
     unmapped += areaLength(area);
     if (area.last >= last) return { unmapped, failure: undefined };
     start = area.last + 1n;

@@ -65,7 +65,7 @@ export function iopt_check_iova(i: Iopt, iova: bigint, length: bigint): IovaResu
   if (last > U64_MAX) return { errno: 'EOVERFLOW', why: `${fn}: IOVA ${hex(iova)} + length ${hex(length)} - 1 overflows` };
   const r = i.reserved.iterFirst(iova, last);
   if (r !== undefined)
-    return { errno: 'EINVAL', why: `${fn}: [${hex(iova)}, ${hex(last)}] intersects the reserved range [${hex(r.start)}, ${hex(r.last)}]${r.value ? ` of object ${r.value}` : ''}` };
+    return { errno: 'EINVAL', why: `${fn}: [${hex(iova)}, ${hex(last)}] intersects the reserved range [${hex(r.start)}, ${hex(r.last)}]${r.value ? ` owned by ${r.value}` : ''}` };
   const a = areaIterFirst(i, iova, last);
   if (a !== undefined) return { errno: 'EEXIST', why: `${fn}: [${hex(iova)}, ${hex(last)}] overlaps area ${describeArea(a)}` };
   return { iova };

@@ -1,14 +1,17 @@
 /**
  * `iopt_pages` and page pinning (drivers/iommu/iommufd/pages.c). An iopt_pages is a run of user (or memfd) pages
  * that areas slice; COPY shares it between areas and IOASes, so its pages are pinned and charged once however many
- * areas, domains and accesses use them. A page is pinned when a domain is filled or an access pins, never at MAP
- * time when nothing is attached (then a bogus user_va is accepted, as in the kernel).
+ * areas, domains and accesses use them. A page is pinned exactly while some filled area (one stored in a domain,
+ * the kernel's `domains_itree`) or some access range covers it; pins happen when a domain is filled or an access
+ * pins, never at MAP time when nothing is attached (then a bogus user_va is accepted, as in the kernel).
  *
- * The pin ledger lives in the mm model (`mm.pins`, a run-length map from host page index to pin count), so a pinned
- * page stays counted after munmap, exactly as a FOLL_LONGTERM pin keeps the page alive.
+ * Charging (`iopt_pages_update_pinned`) follows each pinning: RLIMIT_MEMLOCK against the user's locked_vm (USER
+ * mode) or the mm's (MM mode), pinned_vm always; NONE (CAP_IPC_LOCK) charges nothing against the limit.
  */
 import type { DomainEvent } from '../events/domain.js';
 import type { State } from '../projections/state.js';
+import { findVma } from './mm.js';
+import { RangeMap } from './range_map.js';
 
 export const IOPT_PAGES_ACCOUNT_NONE = 0, IOPT_PAGES_ACCOUNT_USER = 1, IOPT_PAGES_ACCOUNT_MM = 2;
 
@@ -23,32 +26,116 @@ export interface IoptPages {
   readonly npages: number;
   readonly writable: boolean;
   readonly accountMode: 0 | 1 | 2;
-  /** kref: the areas using these pages. */
+  /** kref: the areas using these pages and in-flight COPYs. */
   refs: number;
+  /** Per page index: how many filled areas cover it (the kernel's `domains_itree`). */
+  readonly fillUsers: RangeMap;
+  /** Per page index: 1 while pinned. */
+  readonly pinned: RangeMap;
 }
 
-export type PagesEvent = Extract<DomainEvent, { type: 'PagesCreated' | 'PagesReleased' | 'PagesRefTaken' | 'PagesRefDropped' }>;
+/** Per-process pinning totals, in pages (`user->locked_vm`, `mm->locked_vm`, `mm->pinned_vm`). */
+export interface Accounting {
+  userLockedVm: number;
+  mmLockedVm: number;
+  pinnedVm: number;
+}
+export const emptyAccounting = (): Accounting => ({ userLockedVm: 0, mmLockedVm: 0, pinnedVm: 0 });
+
+export type PagesEvent = Extract<DomainEvent, {
+  type: 'PagesCreated' | 'PagesReleased' | 'PagesRefTaken' | 'PagesRefDropped' | 'AreaFilled' | 'AreaUnfilled' | 'PagesPinned' | 'PagesUnpinned' | 'AccountingCharged' | 'AccountingUncharged';
+}>;
+
+/**
+ * The frame (physical page number) behind page `index` of `p`. Until the mm model hands out frames of its own, a
+ * user page's frame is its VA page number and a memfd page's frame is the file page, in a range of its own per memfd,
+ * so two mappings of one memfd page share a frame.
+ */
+export function frameOf(st: State, p: IoptPages, index: number): number {
+  const page = BigInt(st.pageSize);
+  if (p.kind === 'file') return memfdFrame(p.memfd!, Number(p.fileStart / page) + index);
+  return Number(p.uptr / page) + index;
+}
+const MEMFD_FRAME_BASE = 2 ** 45;
+const memfdFrame = (memfd: number, filePage: number): number => MEMFD_FRAME_BASE + memfd * 2 ** 32 + filePage;
+
+/** The frame the process's page table maps at `va` now. */
+export function frameAtVa(st: State, va: bigint): number {
+  const page = BigInt(st.pageSize);
+  const v = findVma(st.mm, va);
+  if (v?.memfd !== undefined) return memfdFrame(v.memfd, Number((v.offset + (va - v.start)) / page));
+  return Number(va / page);
+}
 
 export function pagesEvolve(st: State, ev: PagesEvent): void {
-  if (ev.type === 'PagesCreated') {
-    st.pages.set(ev.pages, {
-      id: ev.pages, kind: ev.kind, uptr: ev.uptr, memfd: ev.memfd, fileStart: ev.fileStart, npages: ev.npages,
-      writable: ev.writable, accountMode: ev.accountMode, refs: 0,
-    });
-    if (ev.pages >= st.nextPages) st.nextPages = ev.pages + 1;
-    return;
+  switch (ev.type) {
+    case 'PagesCreated':
+      st.pages.set(ev.pages, {
+        id: ev.pages, kind: ev.kind, uptr: ev.uptr, memfd: ev.memfd, fileStart: ev.fileStart, npages: ev.npages,
+        writable: ev.writable, accountMode: ev.accountMode, refs: 0, fillUsers: new RangeMap(), pinned: new RangeMap(),
+      });
+      if (ev.pages >= st.nextPages) st.nextPages = ev.pages + 1;
+      return;
+    case 'PagesRefTaken':
+    case 'PagesRefDropped': {
+      const p = pagesOf(st, ev.pages);
+      if (ev.type === 'PagesRefDropped' && p.refs === 0) throw new Error(`pages ${ev.pages} have no reference to drop`);
+      p.refs += ev.type === 'PagesRefTaken' ? 1 : -1;
+      return;
+    }
+    case 'PagesReleased': {
+      const p = pagesOf(st, ev.pages);
+      if (p.refs !== 0 || !p.pinned.isEmpty) throw new Error(`pages ${ev.pages} released while referenced or pinned`);
+      st.pages.delete(ev.pages);
+      return;
+    }
+    case 'AreaFilled':
+    case 'AreaUnfilled':
+      pagesOf(st, ev.pages).fillUsers.add(ev.start, ev.last, ev.type === 'AreaFilled' ? 1 : -1);
+      return;
+    case 'PagesPinned':
+    case 'PagesUnpinned': {
+      const p = pagesOf(st, ev.pages);
+      const d = ev.type === 'PagesPinned' ? 1 : -1;
+      p.pinned.add(ev.start, ev.last, d);
+      if (p.pinned.anyNonZero(ev.start, ev.last) && [...p.pinned.runs(ev.start, ev.last)].some((r) => r.count > 1))
+        throw new Error(`pages ${ev.pages} [${ev.start}, ${ev.last}] pinned twice`);
+      const f0 = frameOf(st, p, ev.start);
+      st.mm.pins.add(f0, f0 + (ev.last - ev.start), d);
+      return;
+    }
+    case 'AccountingCharged':
+    case 'AccountingUncharged': {
+      const n = ev.type === 'AccountingCharged' ? ev.npages : -ev.npages;
+      if (ev.mode === IOPT_PAGES_ACCOUNT_USER) st.accounting.userLockedVm += n;
+      if (ev.mode === IOPT_PAGES_ACCOUNT_MM) st.accounting.mmLockedVm += n;
+      st.accounting.pinnedVm += n;
+      if (st.accounting.userLockedVm < 0 || st.accounting.mmLockedVm < 0 || st.accounting.pinnedVm < 0)
+        throw new Error('accounting went negative');
+      return;
+    }
   }
-  const p = st.pages.get(ev.pages);
-  if (p !== undefined && ev.type !== 'PagesReleased') {
-    if (ev.type === 'PagesRefDropped' && p.refs === 0) throw new Error(`pages ${ev.pages} have no reference to drop`);
-    p.refs += ev.type === 'PagesRefTaken' ? 1 : -1;
-    return;
-  }
-  if (p === undefined || p.refs !== 0) throw new Error(`pages ${ev.pages} released while ${p ? `${p.refs} area(s) use them` : 'unknown'}`);
-  st.pages.delete(ev.pages);
 }
 
-/** Pin references on the page containing `va`. */
+function pagesOf(st: State, id: number): IoptPages {
+  const p = st.pages.get(id);
+  if (p === undefined) throw new Error(`no pages ${id}`);
+  return p;
+}
+
+/** A not-yet-created iopt_pages (its PagesCreated event goes out with the MAP's reservation). */
+export function newPages(
+  id: number, kind: 'user' | 'file', uptr: bigint, memfd: number | undefined, fileStart: bigint, npages: number,
+  writable: boolean, accountMode: 0 | 1 | 2,
+): IoptPages {
+  return { id, kind, uptr, memfd, fileStart, npages, writable, accountMode, refs: 0, fillUsers: new RangeMap(), pinned: new RangeMap() };
+}
+
+export function clonePages(p: IoptPages): IoptPages {
+  return { ...p, fillUsers: p.fillUsers.clone(), pinned: p.pinned.clone() };
+}
+
+/** Pin references on the frame mapped at `va`. */
 export function pinRefs(st: State, va: bigint): number {
-  return st.mm.pins.get(Number(va / BigInt(st.pageSize)));
+  return st.mm.pins.get(frameAtVa(st, va));
 }

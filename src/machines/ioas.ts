@@ -12,7 +12,8 @@ import type { DomainEvent } from '../events/domain.js';
 import { U64_MAX } from '../events/values.js';
 import { areaLength, describeArea, IOMMU_READ, IOMMU_WRITE, usableRanges } from '../hw/io_pagetable.js';
 import { iopt_get_pages, iopt_map_pages, iopt_unmap_iova_range, isFailure, putPages, type PagesSlice } from '../hw/iopt_ops.js';
-import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_NONE, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from '../hw/pages.js';
+import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_NONE, IOPT_PAGES_ACCOUNT_USER, newPages } from '../hw/pages.js';
+import { ioptAlignment } from '../hw/iopt_domains.js';
 import { fail, isNullPtr, respond, succeed, u32, u64, unmodelled, userArray, type Arg, type Call, type Handler, type Operation, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 
@@ -54,6 +55,8 @@ export function iommufd_ioas_option(c: Call, a: Arg): Step {
   const disable = val64 === 0n;
   if (disable === iopt.disableLargePages)
     return succeed(`io_pagetable.c: large pages already ${disable ? 'disabled' : 'enabled'}`, { val64 });
+  if (disable && iopt.domains.length > 0 && iopt.areas.size > 0)
+    return fail('EINVAL', 'io_pagetable.c iopt_disable_large_pages: a domain is attached and areas exist (they may use large pages)');
   if (disable) {
     // iopt_calculate_iova_alignment raises the alignment to PAGE_SIZE: every area must already be page aligned.
     const page = BigInt(c.k.st.pageSize);
@@ -64,7 +67,7 @@ export function iommufd_ioas_option(c: Call, a: Arg): Step {
     }
   }
   return succeed(`io_pagetable.c iopt_${disable ? 'disable' : 'enable'}_large_pages on IOAS ${id}`, { val64 },
-    [{ type: 'IoasLargePagesSet', ctx: c.ctx.id, id, disableLargePages: disable }]);
+    [{ type: 'IoasLargePagesSet', ctx: c.ctx.id, id, disableLargePages: disable, iovaAlignment: ioptAlignment(c.k.st, iopt, { disableLargePages: disable }) }]);
 }
 
 /** `iommufd_ioas_iova_ranges`: the holes of the reserved tree over [0, ULONG_MAX], in ascending order. */
@@ -134,8 +137,8 @@ function* mapCommon(c: Call, a: Arg, id: number, slice: PagesSlice, fn: string):
   const flags = u32(a, 'flags');
   const where = { ctx: c.ctx.id, ioas: id };
   const fixed = (flags & MAP_FIXED_IOVA) !== 0 ? u64(a, 'iova') : undefined;
-  const r = yield* iopt_map_pages(() => readIopt(c, id), where, [slice], slice.length, fixed, protOf(flags), c.k.line);
-  if (isFailure(r)) return fail(r.errno, r.why);
+  const r = yield* iopt_map_pages(() => readIopt(c, id), c.k.header, where, [slice], slice.length, fixed, protOf(flags), c.k.line);
+  if (isFailure(r)) return fail(r.errno, r.why, r.undo);
   return succeed(`ioas.c ${fn}: [${hex(r.iova)}, ${hex(r.iova + slice.length - 1n)}] of IOAS ${id}`, respond(a, { iova: r.iova }), r.publish);
 }
 
@@ -161,10 +164,7 @@ function iommufd_ioas_map(c: Call, a: Arg): Step {
   if (length === 0n || length > U64_MAX - page) return fail('EINVAL', `pages.c iopt_alloc_pages: length ${hex(length)} is 0 or above SIZE_MAX - PAGE_SIZE`);
   const down = uptr - (uptr % page);
   const npages = Number((uptr % page + length + page - 1n) / page);
-  const pages: IoptPages = {
-    id: c.k.st.nextPages, kind: 'user', uptr: down, memfd: undefined, fileStart: 0n, npages,
-    writable: (u32(a, 'flags') & MAP_WRITEABLE) !== 0, accountMode: accountModeFor(c), refs: 0,
-  };
+  const pages = newPages(c.k.st.nextPages, 'user', down, undefined, 0n, npages, (u32(a, 'flags') & MAP_WRITEABLE) !== 0, accountModeFor(c));
   const created = { type: 'PagesCreated' as const, pages: pages.id, kind: pages.kind, uptr: pages.uptr, memfd: undefined, fileStart: 0n, npages, writable: pages.writable, accountMode: pages.accountMode };
   return mapCommon(c, a, id, { pages, created, startByte: uptr - down, length }, fn);
 }
@@ -188,10 +188,7 @@ function iommufd_ioas_map_file(c: Call, a: Arg): Step {
   if (length > U64_MAX - page) return fail('EINVAL', `pages.c iopt_alloc_pages: length ${hex(length)} above SIZE_MAX - PAGE_SIZE`);
   const down = start - (start % page);
   const npages = Number((start % page + length + page - 1n) / page);
-  const pages: IoptPages = {
-    id: c.k.st.nextPages, kind: 'file', uptr: 0n, memfd: f.memfd, fileStart: down, npages,
-    writable: (u32(a, 'flags') & MAP_WRITEABLE) !== 0, accountMode: accountModeFor(c), refs: 0,
-  };
+  const pages = newPages(c.k.st.nextPages, 'file', 0n, f.memfd, down, npages, (u32(a, 'flags') & MAP_WRITEABLE) !== 0, accountModeFor(c));
   const created = { type: 'PagesCreated' as const, pages: pages.id, kind: pages.kind, uptr: 0n, memfd: f.memfd, fileStart: down, npages, writable: pages.writable, accountMode: pages.accountMode };
   return mapCommon(c, a, id, { pages, created, startByte: start - down, length }, fn);
 }
@@ -211,9 +208,9 @@ function* iommufd_ioas_copy(c: Call, a: Arg): Operation {
   const list = iopt_get_pages(c.k.st, gs.o.ioas!.iopt, u64(a, 'src_iova'), length);
   if (isFailure(list)) return fail(list.errno, list.why);
   yield list.map((l) => ({ type: 'PagesRefTaken' as const, pages: l.pages.id }));
-  const drop = (): DomainEvent[] => {
+  /** Drops the list's references; `dropped` counts references the same step already dropped (aborted areas). */
+  const drop = (dropped = new Map<number, number>()): DomainEvent[] => {
     const out: DomainEvent[] = [];
-    const dropped = new Map<number, number>();
     for (const l of list) {
       const d = dropped.get(l.pages.id) ?? 0;
       out.push({ type: 'PagesRefDropped', pages: l.pages.id }, ...putPages(c.k.st, l.pages.id, d));
@@ -225,8 +222,15 @@ function* iommufd_ioas_copy(c: Call, a: Arg): Operation {
   const gd = getIoas(c, dst, fn);
   if (gd.err) return { ...gd.err, events: drop() };
   const fixed = (flags & MAP_FIXED_IOVA) !== 0 ? u64(a, 'dst_iova') : undefined;
-  const r = yield* iopt_map_pages(() => readIopt(c, dst), { ctx: c.ctx.id, ioas: dst }, list, length, fixed, protOf(flags), c.k.line);
-  if (isFailure(r)) return fail(r.errno, r.why, drop());
+  const r = yield* iopt_map_pages(() => readIopt(c, dst), c.k.header, { ctx: c.ctx.id, ioas: dst }, list, length, fixed, protOf(flags), c.k.line);
+  if (isFailure(r)) {
+    const dropped = new Map<number, number>();
+    for (const e of r.undo ?? []) if (e.type === 'AreaRemoved') {
+      const pg = c.ctx.objects.get(dst)?.ioas?.iopt.areaById.get(e.area)?.value.pages;
+      if (pg !== undefined) dropped.set(pg, (dropped.get(pg) ?? 0) + 1);
+    }
+    return fail(r.errno, r.why, [...(r.undo ?? []), ...drop(dropped)]);
+  }
   return succeed(`ioas.c ${fn}: [${hex(r.iova)}, ${hex(r.iova + length - 1n)}] of IOAS ${dst} shares the pages of IOAS ${src}`,
     respond(a, { dst_iova: r.iova }), [...r.publish, ...drop()]);
 }

@@ -49,7 +49,7 @@ function add_reserved(c: Call, a: Arg): Step {
   const clash = iopt_reserve_iova(o.ioas!.iopt, start, last);
   if (clash) return fail(clash.errno, clash.why);
   return succeed(`${fn}: [0x${start.toString(16)}, 0x${last.toString(16)}] reserved in IOAS ${id}`, undefined,
-    [{ type: 'ReservedAdded', ctx: c.ctx.id, ioas: id, start, last, owner: 0 }]);
+    [{ type: 'ReservedAdded', ctx: c.ctx.id, ioas: id, start, last, owner: '' }]);
 }
 
 /** `iommufd_test` SET_TEMP_MEMORY_LIMIT: the pinning batch size, a module global (restored by the selftests). */

@@ -41,7 +41,17 @@ export function viewState(s: State) {
     vmas: s.mm.vmas.map((v) => ({ start: hex(v.start), last: hex(v.last), prot: v.prot, flags: v.flags, memfd: v.memfd ?? null, offset: hex(v.offset) })),
     memfds: byKey(s.mm.memfds).map(([, m]) => ({ id: m.id, name: m.name, size: hex(m.size) })),
     pins: [...s.mm.pins.runs()].map((r) => [r.start, r.last, r.count]),
-    pages: byKey(s.pages).map(([, p]) => ({ ...p, uptr: hex(p.uptr), fileStart: hex(p.fileStart), memfd: p.memfd ?? null })),
+    pages: byKey(s.pages).map(([, p]) => ({
+      ...p, uptr: hex(p.uptr), fileStart: hex(p.fileStart), memfd: p.memfd ?? null,
+      fillUsers: [...p.fillUsers.runs()].map((r) => [r.start, r.last, r.count]), pinned: [...p.pinned.runs()].map((r) => [r.start, r.last]),
+    })),
+    accounting: { ...s.accounting },
+    domains: byKey(s.domains).map(([, d]) => ({
+      id: d.id, kind: d.kind, driver: d.driver, pgsizeBitmap: hex(d.pgsizeBitmap), aperture: [hex(d.apertureStart), hex(d.apertureLast)],
+      dirtyOps: d.dirtyOps, dirtyTracking: d.dirtyTracking, map: [...d.map.inOrder()].map((n) => [hex(n.start), hex(n.last), hex(n.value)]),
+    })),
+    nextDomain: s.nextDomain,
+    nextMockDev: s.nextMockDev,
     nextPages: s.nextPages,
     nextArea: s.nextArea,
     testMemoryLimit: s.testMemoryLimit,

@@ -11,12 +11,16 @@ import { E_ABORT, E_DESTROY, E_FINALIZE, nextLife, S_ALLOCATED, S_FINALIZED } fr
 import { IdAllocator } from './ids.js';
 import { emptyMm, mmEvolve, cloneMm, type MmState } from '../hw/mm.js';
 import { cloneIopt, ioptEvolve, newIopt, type Iopt } from '../hw/io_pagetable.js';
-import { pagesEvolve, type IoptPages } from '../hw/pages.js';
+import { clonePages, emptyAccounting, pagesEvolve, type Accounting, type IoptPages } from '../hw/pages.js';
+import { cloneDomain, domainEvolve, type HwDomain } from '../hw/domain.js';
+import { devicesEvolve, forgetHwpt, type HwptData, type IdevData, type StdevData } from './devices.js';
 
 export interface IoasData {
   readonly iopt: Iopt;
+  /** `ioas->hwpt_list`, in the order HWPTs were created (the auto-domain search walks it). */
+  readonly hwpts: number[];
 }
-const newIoas = (): IoasData => ({ iopt: newIopt() });
+const newIoas = (): IoasData => ({ iopt: newIopt(), hwpts: [] });
 export interface KObject {
   readonly id: number;
   readonly kind: ObjectKind;
@@ -27,6 +31,9 @@ export interface KObject {
   /** The objects this one holds a `users` reference on (dropped when it is destroyed). */
   holds: number[];
   ioas: IoasData | undefined;
+  hwpt?: HwptData;
+  idev?: IdevData;
+  stdev?: StdevData;
 }
 export interface IommufdCtx {
   readonly id: number;
@@ -52,11 +59,17 @@ export interface State {
   nextArea: number;
   /** The selftest's `iommufd_test_memory_limit` (pages per pinning batch), a module global. */
   testMemoryLimit: number;
+  /** Hardware IOMMU domains, by id. */
+  readonly domains: Map<number, HwDomain>;
+  nextDomain: number;
+  nextMockDev: number;
+  readonly accounting: Accounting;
 }
 
 export const initialState = (): State => ({
   pageSize: 4096, memory: 'explicit', fds: new Map(), ctxs: new Map(), nextCtx: 1, nextMemfd: 1, mm: emptyMm(),
-  pages: new Map(), nextPages: 1, nextArea: 1, testMemoryLimit: 65536,
+  pages: new Map(), nextPages: 1, nextArea: 1, testMemoryLimit: 65536, domains: new Map(), nextDomain: 1, nextMockDev: 1,
+  accounting: emptyAccounting(),
 });
 
 function ioptOf(s: State, ctx: number, id: number): Iopt {
@@ -127,6 +140,7 @@ export function evolve(s: State, ev: DomainEvent): State {
       c.objects.delete(ev.id);
       c.ids.release(ev.id);
       if (c.vfioIoas === ev.id) c.vfioIoas = 0;
+      forgetHwpt(c, o);
       if (ev.type === 'ObjectDestroyed' && o.holds.length > 0) throw new ProjectionError(`object ${ev.id} destroyed while holding ${o.holds.join(', ')}`);
       return s;
     }
@@ -176,10 +190,47 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'PagesReleased':
     case 'PagesRefTaken':
     case 'PagesRefDropped':
+    case 'AreaFilled':
+    case 'AreaUnfilled':
+    case 'PagesPinned':
+    case 'PagesUnpinned':
+    case 'AccountingCharged':
+    case 'AccountingUncharged':
       pagesEvolve(s, ev);
       return s;
     case 'TestMemoryLimitSet':
       s.testMemoryLimit = ev.limit;
+      return s;
+    case 'DomainAllocated':
+      domainEvolve(s.domains, ev);
+      if (ev.domain >= s.nextDomain) s.nextDomain = ev.domain + 1;
+      return s;
+    case 'DomainFreed':
+    case 'DomainMapped':
+    case 'DomainUnmapped':
+      domainEvolve(s.domains, ev);
+      return s;
+    case 'IoptDomainAdded':
+    case 'IoptDomainRemoved': {
+      const i = ioptOf(s, ev.ctx, ev.ioas);
+      if (ev.type === 'IoptDomainAdded') i.domains.push(ev.domain);
+      else {
+        // iopt_table_remove_domain compacts the xarray: the last domain moves into the hole.
+        const at = i.domains.indexOf(ev.domain);
+        if (at < 0) throw new ProjectionError(`domain ${ev.domain} is not in IOAS ${ev.ioas}`);
+        const lastDom = i.domains.pop()!;
+        if (at < i.domains.length) i.domains[at] = lastDom;
+      }
+      i.iovaAlignment = ev.iovaAlignment;
+      return s;
+    }
+    case 'HwptInitialized':
+    case 'DeviceBound':
+    case 'SelftestInitialized':
+    case 'DeviceAttached':
+    case 'DeviceDetached':
+      devicesEvolve(ctxOf(s, ev.ctx), ev);
+      if (ev.type === 'SelftestInitialized' && ev.mockDev >= s.nextMockDev) s.nextMockDev = ev.mockDev + 1;
       return s;
     case 'VfioIoasSet':
       ctxOf(s, ev.ctx).vfioIoas = ev.id;
@@ -201,9 +252,14 @@ export function cloneState(s: State): State {
   const ctxs = new Map<number, IommufdCtx>();
   for (const [k, c] of s.ctxs) {
     const objects = new Map<number, KObject>();
-    for (const [id, o] of c.objects) objects.set(id, { ...o, holds: o.holds.slice(), ioas: o.ioas && { iopt: cloneIopt(o.ioas.iopt) } });
+    for (const [id, o] of c.objects) {
+      const copy: KObject = { ...o, holds: o.holds.slice(), ioas: o.ioas && { iopt: cloneIopt(o.ioas.iopt), hwpts: o.ioas.hwpts.slice() } };
+      if (o.idev) copy.idev = { ...o.idev, attached: new Map(o.idev.attached) };
+      objects.set(id, copy);
+    }
     ctxs.set(k, { ...c, objects, ids: c.ids.clone() });
   }
-  const pages = new Map([...s.pages].map(([k, p]) => [k, { ...p }]));
-  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages };
+  const pages = new Map([...s.pages].map(([k, p]) => [k, clonePages(p)]));
+  const domains = new Map([...s.domains].map(([k, d]) => [k, cloneDomain(d)]));
+  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages, domains, accounting: { ...s.accounting } };
 }

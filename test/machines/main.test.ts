@@ -94,7 +94,7 @@ describe('IOMMU_OPTION', () => {
 
   it('disables large pages on an IOAS, which raises its IOVA alignment to PAGE_SIZE', () => {
     const r = given(opened(), ioasAllocated(1)).when(ioctl('IOMMU_OPTION', { option_id: 1, op: 0, object_id: 1, val64: 0 }))
-      .then([{ type: 'IoasLargePagesSet', ctx: 1, id: 1, disableLargePages: true }], { val64: 0n });
+      .then([{ type: 'IoasLargePagesSet', ctx: 1, id: 1, disableLargePages: true, iovaAlignment: 4096n }], { val64: 0n });
     expect(r.state.ctxs.get(1)!.objects.get(1)!.ioas!.iopt.iovaAlignment).toBe(4096n);
     given(opened(), ioasAllocated(1)).when(ioctl('IOMMU_OPTION', { option_id: 1, op: 1, object_id: 1 })).then([], { val64: 1n });
   });

@@ -1,0 +1,238 @@
+/**
+ * Domains in an io_pagetable (io_pagetable.c `iopt_table_add_domain`, `iopt_table_remove_domain`,
+ * `iopt_calculate_iova_alignment`; pages.c `iopt_area_fill_domains`, `iopt_area_unfill_domains`,
+ * `iopt_pages_update_pinned`). Every published area of an IOAS is mapped into every domain of it. The first domain
+ * makes the area's pages pinned and charged; later domains map the PFNs the first one holds; the last domain to
+ * leave unpins what no access still holds. The unmap order is the kernel's: unmap from the domains, then unpin.
+ */
+import type { DomainEvent } from '../events/domain.js';
+import type { TraceHeader } from '../events/header.js';
+import type { State } from '../projections/state.js';
+import { minPageSize, type HwDomain } from './domain.js';
+import { areaLength, describeArea, type Area, type Iopt } from './io_pagetable.js';
+import type { Failure, IoasRef } from './iopt_ops.js';
+import { iopt_reserve_iova } from './iopt_ops.js';
+import { isFullyMapped, findVma } from './mm.js';
+import { frameOf, IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_NONE, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from './pages.js';
+import { U64_MAX } from './u64.js';
+import { RangeMap } from './range_map.js';
+
+const hex = (v: bigint): string => `0x${v.toString(16)}`;
+
+/** `iopt_calculate_iova_alignment`: the largest of PAGE_SIZE (large pages off), each domain's smallest page. */
+export function ioptAlignment(st: State, i: Iopt, o: { disableLargePages?: boolean; domains?: readonly number[] } = {}): bigint {
+  let align = (o.disableLargePages ?? i.disableLargePages) ? BigInt(st.pageSize) : 1n;
+  for (const id of o.domains ?? i.domains) {
+    const d = st.domains.get(id);
+    if (d !== undefined && minPageSize(d) > align) align = minPageSize(d);
+  }
+  return align;
+}
+
+/**
+ * What the events decided earlier in the same atomic step did to pins, fills and charges: a step that fills or
+ * unfills several areas sharing pages (COPY) must see its own earlier decisions, which `evolve` has not applied yet.
+ */
+export class StepScratch {
+  readonly pinned = new Map<number, RangeMap>();
+  readonly fill = new Map<number, RangeMap>();
+  charged = 0;
+  private of(m: Map<number, RangeMap>, id: number): RangeMap {
+    let r = m.get(id);
+    if (r === undefined) m.set(id, (r = new RangeMap()));
+    return r;
+  }
+  pin(p: number, s: number, l: number, d: number): void { this.of(this.pinned, p).add(s, l, d); }
+  fillAdd(p: number, s: number, l: number, d: number): void { this.of(this.fill, p).add(s, l, d); }
+  /** The pinned runs of `p` in [start, last] as the step sees them. */
+  pinnedRuns(p: IoptPages, start: number, last: number): { start: number; last: number }[] {
+    const m = new RangeMap();
+    for (const r of p.pinned.runs(start, last)) m.add(r.start, r.last, 1);
+    for (const r of this.pinned.get(p.id)?.runs(start, last) ?? []) m.add(r.start, r.last, r.count);
+    return [...m.runs(start, last)].filter((r) => r.count > 0);
+  }
+  /** Fill users of `p` per run in [start, last], as the step sees them. */
+  fillRuns(p: IoptPages, start: number, last: number): { start: number; last: number; count: number }[] {
+    const m = new RangeMap();
+    for (const r of p.fillUsers.runs(start, last)) m.add(r.start, r.last, r.count);
+    const delta = this.fill.get(p.id);
+    if (delta !== undefined) for (const r of delta.runs(start, last)) m.add(r.start, r.last, r.count);
+    return [...m.runs(start, last)];
+  }
+}
+
+/** Which page indices of `p` in [start, last] are not pinned yet, as runs. */
+function unpinnedRuns(p: IoptPages, start: number, last: number, scratch: StepScratch): { start: number; last: number }[] {
+  const out: { start: number; last: number }[] = [];
+  let at = start;
+  for (const r of scratch.pinnedRuns(p, start, last)) {
+    if (r.start > at) out.push({ start: at, last: r.start - 1 });
+    at = r.last + 1;
+  }
+  if (at <= last) out.push({ start: at, last });
+  return out;
+}
+
+/** `pfn_reader_user_pin` / `memfd_pin_folios` refusals: what cannot be pinned, and why. */
+function pinCheck(st: State, h: TraceHeader, p: IoptPages, start: number, last: number): Failure | undefined {
+  const page = BigInt(st.pageSize);
+  if (p.kind === 'file') {
+    const size = st.mm.memfds.get(p.memfd!)?.size ?? 0n;
+    const end = p.fileStart + BigInt(last + 1) * page;
+    if (end > size) return { errno: 'EINVAL', why: `mm/gup.c memfd_pin_folios: file pages up to byte ${hex(end)} lie beyond the memfd's size ${hex(size)}` };
+    return undefined;
+  }
+  const va = p.uptr + BigInt(start) * page, vlast = p.uptr + BigInt(last + 1) * page - 1n;
+  if (st.memory === 'explicit' && !isFullyMapped(st.mm, va, vlast)) {
+    let bad = va;
+    while (bad <= vlast && findVma(st.mm, bad) !== undefined) bad += page;
+    return { errno: 'EFAULT', why: `pages.c pfn_reader_user_pin: pin_user_pages of 0x${bad.toString(16)}: no VMA maps it` };
+  }
+  if (p.writable) {
+    for (let a = va; a <= vlast;) {
+      const v = findVma(st.mm, a);
+      if (v === undefined) break;
+      if ((v.prot & 2) === 0) return { errno: 'EFAULT', why: `pages.c pfn_reader_user_pin: FOLL_WRITE on read-only memory at 0x${a.toString(16)}` };
+      a = v.last + 1n;
+    }
+  }
+  void h;
+  return undefined;
+}
+
+/** `iopt_pages_update_pinned` → `incr_user_locked_vm` / `__account_locked_vm`: ENOMEM over RLIMIT_MEMLOCK. */
+function charge(st: State, h: TraceHeader, p: IoptPages, n: number, scratch: StepScratch): DomainEvent[] | Failure {
+  if (n === 0) return [];
+  if (p.accountMode !== IOPT_PAGES_ACCOUNT_NONE && h.limits.memlock !== 'unlimited') {
+    const limit = Number(h.limits.memlock / BigInt(st.pageSize));
+    const cur = (p.accountMode === IOPT_PAGES_ACCOUNT_USER ? st.accounting.userLockedVm : st.accounting.mmLockedVm) + scratch.charged;
+    const exempt = p.accountMode === IOPT_PAGES_ACCOUNT_MM && h.limits.cap_ipc_lock;
+    if (!exempt && cur + n > limit)
+      return { errno: 'ENOMEM', why: `pages.c ${p.accountMode === IOPT_PAGES_ACCOUNT_USER ? 'incr_user_locked_vm' : '__account_locked_vm'}: ${cur} + ${n} pinned pages exceed RLIMIT_MEMLOCK (${limit} pages) of the ${p.accountMode === IOPT_PAGES_ACCOUNT_USER ? 'user' : 'mm'}` };
+  }
+  scratch.charged += n;
+  return [{ type: 'AccountingCharged', mode: p.accountMode, npages: n }];
+}
+
+/** The physical runs behind an area: [iova, last] → phys, split where frames stop being contiguous. */
+function areaPhysRuns(st: State, a: Area, p: IoptPages): { iova: bigint; last: bigint; phys: bigint }[] {
+  const page = BigInt(st.pageSize);
+  const runs: { iova: bigint; last: bigint; phys: bigint }[] = [];
+  let iova = a.start;
+  let idx = a.pagesStart;
+  let off = BigInt(a.pageOffset);
+  while (iova <= a.last) {
+    const f0 = frameOf(st, p, idx);
+    let k = idx;
+    while (k < a.pagesLast && frameOf(st, p, k + 1) === f0 + (k + 1 - idx)) k++;
+    const bytes = BigInt(k - idx + 1) * page - off;
+    const last = iova + bytes - 1n > a.last ? a.last : iova + bytes - 1n;
+    runs.push({ iova, last, phys: BigInt(f0) * page + off });
+    iova = last + 1n;
+    idx = k + 1;
+    off = 0n;
+  }
+  return runs;
+}
+
+/**
+ * `iopt_area_fill_domains` for one area: pin what is not pinned yet (first domain only), charge it, map the area into
+ * `domains`. All or nothing: a pin or charge failure leaves no event.
+ */
+export function fillArea(
+  st: State, h: TraceHeader, a: Area, domains: readonly number[], firstFill: boolean, scratch = new StepScratch(),
+): DomainEvent[] | Failure {
+  if (domains.length === 0) return [];
+  const p = st.pages.get(a.pages)!;
+  const events: DomainEvent[] = [];
+  if (firstFill) {
+    const runs = unpinnedRuns(p, a.pagesStart, a.pagesLast, scratch);
+    for (const r of runs) {
+      const bad = pinCheck(st, h, p, r.start, r.last);
+      if (bad) return bad;
+    }
+    const n = runs.reduce((s, r) => s + r.last - r.start + 1, 0);
+    const ch = charge(st, h, p, n, scratch);
+    if (!Array.isArray(ch)) return ch;
+    for (const r of runs) {
+      events.push({ type: 'PagesPinned', pages: p.id, start: r.start, last: r.last });
+      scratch.pin(p.id, r.start, r.last, 1);
+    }
+    events.push(...ch, { type: 'AreaFilled', pages: p.id, start: a.pagesStart, last: a.pagesLast });
+    scratch.fillAdd(p.id, a.pagesStart, a.pagesLast, 1);
+  }
+  const phys = areaPhysRuns(st, a, p);
+  for (const d of domains) for (const r of phys) events.push({ type: 'DomainMapped', domain: d, iova: r.iova, last: r.last, phys: r.phys });
+  return events;
+}
+
+/**
+ * `iopt_area_unfill_domains` for one area: unmap it from `domains`, and when it leaves the last one, take it out of
+ * `domains_itree` and unpin (and uncharge) the pages no other filled area covers.
+ */
+export function unfillArea(st: State, a: Area, domains: readonly number[], lastDomain: boolean, scratch = new StepScratch()): DomainEvent[] {
+  const events: DomainEvent[] = [];
+  for (const d of domains) events.push({ type: 'DomainUnmapped', domain: d, iova: a.start, last: a.last });
+  if (!lastDomain) return events;
+  const p = st.pages.get(a.pages)!;
+  events.push({ type: 'AreaUnfilled', pages: p.id, start: a.pagesStart, last: a.pagesLast });
+  let n = 0;
+  for (const r of scratch.fillRuns(p, a.pagesStart, a.pagesLast)) {
+    if (r.count !== 1) continue;
+    events.push({ type: 'PagesUnpinned', pages: p.id, start: r.start, last: r.last });
+    scratch.pin(p.id, r.start, r.last, -1);
+    n += r.last - r.start + 1;
+  }
+  scratch.fillAdd(p.id, a.pagesStart, a.pagesLast, -1);
+  if (n > 0) events.push({ type: 'AccountingUncharged', mode: p.accountMode, npages: n });
+  return events;
+}
+
+/** `iopt_table_add_domain`: alignment, aperture reservations, then every published area is filled into it. */
+export function iopt_table_add_domain(st: State, h: TraceHeader, where: IoasRef, i: Iopt, d: HwDomain): DomainEvent[] | Failure {
+  const fn = 'io_pagetable.c iopt_table_add_domain';
+  const page = BigInt(st.pageSize);
+  const newAlign = minPageSize(d) > i.iovaAlignment ? minPageSize(d) : i.iovaAlignment;
+  if (newAlign > page) return { errno: 'EINVAL', why: `${fn}: the domain's smallest page ${hex(minPageSize(d))} is larger than PAGE_SIZE` };
+  if (newAlign !== i.iovaAlignment) {
+    for (const n of i.areas.inOrder()) {
+      const a = n.value;
+      if (a.start % newAlign !== 0n || areaLength(a) % newAlign !== 0n || BigInt(a.pageOffset) % newAlign !== 0n)
+        return { errno: 'EADDRINUSE', why: `${fn}: area ${describeArea(a)} is not aligned to the domain's ${hex(newAlign)} pages` };
+    }
+  }
+  const events: DomainEvent[] = [];
+  const owner = `domain:${d.id}`;
+  const resv: [bigint, bigint][] = [];
+  if (d.apertureStart !== 0n) resv.push([0n, d.apertureStart - 1n]);
+  if (d.apertureLast !== U64_MAX) resv.push([d.apertureLast + 1n, U64_MAX]);
+  for (const [s, l] of resv) {
+    const bad = iopt_reserve_iova(i, s, l);
+    if (bad) return { errno: bad.errno, why: `${bad.why} (outside the domain's aperture [${hex(d.apertureStart)}, ${hex(d.apertureLast)}])` };
+    events.push({ type: 'ReservedAdded', ctx: where.ctx, ioas: where.ioas, start: s, last: l, owner });
+  }
+  const first = i.domains.length === 0;
+  const scratch = new StepScratch();
+  for (const n of i.areas.inOrder()) {
+    if (!n.value.published) continue;
+    const f = fillArea(st, h, n.value, [d.id], first, scratch);
+    if (!Array.isArray(f)) return f;
+    events.push(...f);
+  }
+  events.push({ type: 'IoptDomainAdded', ctx: where.ctx, ioas: where.ioas, domain: d.id, iovaAlignment: newAlign });
+  return events;
+}
+
+/** `iopt_table_remove_domain`: unfill every area, drop the domain's reservations, recompute the alignment. */
+export function iopt_table_remove_domain(st: State, where: IoasRef, i: Iopt, domain: number): DomainEvent[] {
+  const events: DomainEvent[] = [];
+  const last = i.domains.length === 1;
+  const scratch = new StepScratch();
+  for (const n of i.areas.inOrder()) if (n.value.published) events.push(...unfillArea(st, n.value, [domain], last, scratch));
+  const owner = `domain:${domain}`;
+  for (const n of i.reserved.inOrder())
+    if (n.value === owner) events.push({ type: 'ReservedRemoved', ctx: where.ctx, ioas: where.ioas, start: n.start, last: n.last, owner });
+  const rest = i.domains.filter((x) => x !== domain);
+  events.push({ type: 'IoptDomainRemoved', ctx: where.ctx, ioas: where.ioas, domain, iovaAlignment: ioptAlignment(st, i, { domains: rest }) });
+  return events;
+}
