@@ -1,9 +1,108 @@
 /**
- * Devices (drivers/iommu/iommufd/device.c): IOMMU_GET_HW_INFO. Binding, attach, auto domains and reserved
- * regions come with the devices model; until then the call is answered as far as its leading checks reach.
+ * Devices (drivers/iommu/iommufd/device.c): binding (`iommufd_device_bind`/`_unbind`), attaching a device to a HWPT
+ * or an IOAS at a PASID (`iommufd_device_attach`/`_replace`/`_detach`, `iommufd_hw_pagetable_attach`,
+ * `iommufd_device_auto_get_domain`), and IOMMU_GET_HW_INFO.
+ *
+ * Theory of operation. Every device of an iommu_group must use the same HWPT at a PASID; the first device of a
+ * group does the real attach, the others join it. Attaching to an IOAS walks the IOAS's auto domains in creation
+ * order and takes the first that accepts the device (EINVAL means "incompatible, try the next"), else makes a new
+ * auto domain. A device holds a reference on each HWPT it is attached to; when an auto domain loses its last device
+ * it is destroyed on the spot.
  */
+import type { DomainEvent } from '../events/domain.js';
+import type { HwDomain } from '../hw/domain.js';
+import { isFailure, type Failure } from '../hw/iopt_ops.js';
+import { groupAttachment, type HwptData } from '../projections/devices.js';
+import type { IdAllocator } from '../projections/ids.js';
+import type { IommufdCtx, KObject, State } from '../projections/state.js';
+import type { TraceHeader } from '../events/header.js';
 import { fail, u32, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
+import { AUTO_REQUEST, hwptPagingAllocEvents, hwptPagingDestroyEvents } from './hw_pagetable.js';
+
+export const IOMMU_NO_PASID = 0;
+export interface HwptRef { readonly id: number; readonly hwpt: HwptData }
+
+/** `iommufd_hw_pagetable_attach` checks, then the events of `idev` joining HWPT `h` at `pasid`. */
+export function attachEvents(st: State, ctx: IommufdCtx, idev: KObject, pasid: number, h: HwptRef, domain: HwDomain): DomainEvent[] | Failure {
+  const fn = 'device.c iommufd_hw_pagetable_attach';
+  const d = idev.idev!;
+  if (d.attached.has(pasid)) return { errno: 'EBUSY', why: `${fn}: device ${idev.id} is already attached at pasid ${pasid}` };
+  const g = groupAttachment(ctx, d.group, pasid);
+  if (g.hwpt !== undefined && g.hwpt !== h.id)
+    return { errno: 'EINVAL', why: `${fn}: the device's group is attached to HWPT ${g.hwpt} at pasid ${pasid}; every device of a group uses one HWPT` };
+  if (g.hwpt === undefined) {
+    if (pasid === IOMMU_NO_PASID && !h.hwpt.pasidCompat && [...ctx.objects.values()].some((o) => o.idev?.group === d.group && [...o.idev.attached.keys()].some((p) => p !== 0)))
+      return { errno: 'EINVAL', why: `${fn} (iommufd_hwpt_pasid_compat): a PASID is attached, so the RID needs a HWPT allocated with IOMMU_HWPT_ALLOC_PASID` };
+    if (pasid !== IOMMU_NO_PASID && !h.hwpt.pasidCompat)
+      return { errno: 'EINVAL', why: `${fn} (iommufd_hwpt_pasid_compat): HWPT ${h.id} was not allocated with IOMMU_HWPT_ALLOC_PASID` };
+    if (pasid !== IOMMU_NO_PASID) {
+      const rid = d.attached.get(IOMMU_NO_PASID);
+      if (rid !== undefined && !(ctx.objects.get(rid)?.hwpt?.pasidCompat ?? false))
+        return { errno: 'EINVAL', why: `${fn} (iommufd_hwpt_pasid_compat): the RID's HWPT ${rid} is not PASID compatible` };
+      if (pasid >= 2 ** d.pasidBits) return { errno: 'EINVAL', why: `iommu.c iommu_attach_device_pasid: pasid ${pasid} beyond the device's ${d.pasidBits} PASID bits` };
+    }
+    if (d.mock && domain.dirtyOps && !d.dirtyCapable)
+      return { errno: 'EINVAL', why: 'selftest.c mock_domain_attach_dev: a dirty-tracking domain on a MOCK_FLAGS_DEVICE_NO_DIRTY device' };
+  }
+  void st;
+  return [
+    { type: 'DeviceAttached', ctx: ctx.id, idev: idev.id, pasid, hwpt: h.id },
+    { type: 'ObjectRefTaken', ctx: ctx.id, id: h.id, by: idev.id },
+    { type: 'ObjectRefTaken', ctx: ctx.id, id: idev.id, by: 0 },
+  ];
+}
+
+/** `iommufd_hw_pagetable_detach` + `iommufd_hw_pagetable_put`: an auto domain left with no device is destroyed. */
+export function detachEvents(st: State, ctx: IommufdCtx, idev: KObject, pasid: number): DomainEvent[] {
+  const hwptId = idev.idev!.attached.get(pasid);
+  if (hwptId === undefined) return [];
+  const hwpt = ctx.objects.get(hwptId)!;
+  const events: DomainEvent[] = [
+    { type: 'DeviceDetached', ctx: ctx.id, idev: idev.id, pasid },
+    { type: 'ObjectRefDropped', ctx: ctx.id, id: hwptId, by: idev.id },
+    { type: 'ObjectRefDropped', ctx: ctx.id, id: idev.id, by: 0 },
+  ];
+  if (hwpt.hwpt?.auto && hwpt.users === 2) events.push(...hwptPagingDestroyEvents(st, ctx, hwpt), { type: 'ObjectDestroyed', ctx: ctx.id, id: hwptId });
+  return events;
+}
+
+export interface ChangePt { readonly events: DomainEvent[]; readonly hwpt: number }
+
+/**
+ * `iommufd_device_change_pt` in attach mode: to a HWPT directly, or to an IOAS through its auto domains. `ids` is the
+ * step's own view of the ID allocator (a new auto domain takes the lowest free ID).
+ */
+export function attachPt(st: State, h: TraceHeader, ctx: IommufdCtx, idev: KObject, pasid: number, ptId: number, ids: IdAllocator): ChangePt | Failure | { unmodelled: string } {
+  const fn = 'device.c iommufd_device_change_pt';
+  const pt = getObject(ctx, ptId, 'ANY');
+  if (pt === undefined) return { errno: 'ENOENT', why: `${fn}: pt_id ${ptId}: ${lookupWhy(ctx, ptId, 'ANY')}` };
+  if (pt.kind === 'HWPT_PAGING') {
+    const ev = attachEvents(st, ctx, idev, pasid, { id: pt.id, hwpt: pt.hwpt! }, st.domains.get(pt.hwpt!.domain)!);
+    return isFailure(ev) ? ev : { events: ev, hwpt: pt.id };
+  }
+  if (pt.kind === 'HWPT_NESTED') return { unmodelled: 'attaching to a nested HWPT' };
+  if (pt.kind !== 'IOAS') return { errno: 'EINVAL', why: `${fn}: pt_id ${ptId} is a ${pt.kind}, neither a HWPT nor an IOAS` };
+  // iommufd_device_auto_get_domain: reuse an auto domain that takes the device, else make one.
+  for (const hid of pt.ioas!.hwpts) {
+    const ho = ctx.objects.get(hid);
+    if (ho?.hwpt === undefined || !ho.hwpt.auto || getObject(ctx, hid, 'HWPT_PAGING') === undefined) continue;
+    const ev = attachEvents(st, ctx, idev, pasid, { id: hid, hwpt: ho.hwpt }, st.domains.get(ho.hwpt.domain)!);
+    if (!isFailure(ev)) return { events: ev, hwpt: hid };
+    if (ev.errno !== 'EINVAL') return ev;
+  }
+  const id = ids.lowestFree();
+  if (id === undefined) return { errno: 'EBUSY', why: 'main.c _iommufd_object_alloc: no free id' };
+  const ev = hwptPagingAllocEvents(st, h, ctx, idev, pt, id, AUTO_REQUEST, true, pasid);
+  if (isFailure(ev)) return ev;
+  ids.take(id);
+  return { events: ev, hwpt: id };
+}
+
+/** `iommufd_device_unbind` of a device with no attachment left: the driver's reference goes, then the object. */
+export function unbindEvents(ctx: IommufdCtx, idev: KObject): DomainEvent[] {
+  return [{ type: 'ObjectRefDropped', ctx: ctx.id, id: idev.id, by: 0 }, { type: 'ObjectDestroyed', ctx: ctx.id, id: idev.id }];
+}
 
 /** `iommufd_get_hw_info`: flags, the three reserved bytes, then the device lookup. */
 function iommufd_get_hw_info(c: Call, a: Arg): Step {

@@ -12,7 +12,8 @@
 import type { CommandDef } from '../events/uapi.js';
 import { COMMAND_BY_NAME, IOMMUFD_CMD_BASE } from '../events/uapi.js';
 import { fail, succeed, u32, u64, unmodelled, type Arg, type Call, type Done, type Handler, type Step } from './ioctl.js';
-import { destroyEvents, getObject, lookupWhy } from './objects.js';
+import { getObject, lookupWhy } from './objects.js';
+import { destroyObjectEvents } from './destroy.js';
 import { iommufd_ioas_alloc_ioctl, iommufd_ioas_option, IOAS_HANDLERS } from './ioas.js';
 import { DEVICE_HANDLERS } from './device.js';
 import { HWPT_HANDLERS } from './hw_pagetable.js';
@@ -28,7 +29,7 @@ export function iommufd_destroy(c: Call, a: Arg): Step {
     return fail('ENOENT', `main.c iommufd_object_remove: ${lookupWhy(c.ctx, id, 'ANY')}`);
   if (o.users !== 1)
     return fail('EBUSY', `main.c iommufd_object_remove: ${o.kind} ${id} has users=${o.users} (refcount_dec_if_one fails: something else holds it)`);
-  return succeed(`main.c iommufd_object_remove: ${o.kind} ${id} destroyed`, undefined, destroyEvents(c.k.st, c.ctx, [id]));
+  return succeed(`main.c iommufd_object_remove: ${o.kind} ${id} destroyed`, undefined, destroyObjectEvents(c.k.st, c.ctx, id));
 }
 
 /** `iommufd_option_rlimit_mode` (main.c). */

@@ -8,9 +8,9 @@ import type { DomainEvent, FileRef } from '../events/domain.js';
 import { FLAG_SETS } from '../events/flags.js';
 import { U64_MAX } from '../events/values.js';
 import { chooseMmapAddress } from '../hw/mm.js';
-import type { KObject, State } from '../projections/state.js';
+import type { State } from '../projections/state.js';
 import { fail, succeed, unmodelled, type Kernel, type Step } from './ioctl.js';
-import { destroyEvents, releaseOrder } from './objects.js';
+import { releaseEvents } from './destroy.js';
 
 const M = FLAG_SETS.mmap;
 const FD_MIN = 3;
@@ -23,8 +23,6 @@ function pickFd(st: State, want: bigint | undefined): number {
   return fd;
 }
 
-/** What an object holds references on; destroying it drops them (for `releaseOrder`). */
-const heldRefs = (o: KObject): readonly number[] => o.holds;
 
 export function sys_open(k: Kernel, path: string, want: bigint | undefined): Step {
   const fd = pickFd(k.st, want);
@@ -48,9 +46,10 @@ export function sys_close(k: Kernel, fd: number): Step {
   const events: DomainEvent[] = [{ type: 'FdClosed', fd }];
   if (f.kind === 'iommufd') {
     const ctx = k.st.ctxs.get(f.ctx)!;
-    const { order, leaked } = releaseOrder(ctx, heldRefs);
+    const { events: rel, leaked } = releaseEvents(k.st, ctx.id);
     if (leaked.length > 0) return unmodelled(`close of an iommufd whose objects ${leaked.join(', ')} are still referenced`);
-    events.push(...destroyEvents(k.st, ctx, order), { type: 'IommufdReleased', ctx: ctx.id });
+    const order = rel.flatMap((e) => (e.type === 'ObjectDestroyed' ? [e.id] : []));
+    events.push(...rel, { type: 'IommufdReleased', ctx: ctx.id });
     return succeed(`main.c iommufd_fops_release: context ${ctx.id} freed${order.length ? `, destroying ${order.join(', ')}` : ''}`, undefined, events);
   }
   return succeed(`close fd ${fd}`, undefined, events);

@@ -21,7 +21,10 @@ export interface IdevData {
   readonly pasidBits: number;
   /** pasid → HWPT id. */
   readonly attached: Map<number, number>;
+  /** The mock device's cache words (IOMMU_TEST_DEV_CACHE_DEFAULT until a vIOMMU invalidates them). */
+  readonly cache: number[];
 }
+export const IOMMU_TEST_DEV_CACHE_DEFAULT = 0xbaddad;
 export interface StdevData {
   readonly idev: number;
   readonly mockDev: number;
@@ -45,7 +48,10 @@ export function devicesEvolve(c: IommufdCtx, ev: DeviceEvent): void {
       return;
     }
     case 'DeviceBound':
-      obj(c, ev.id).idev = { dev: ev.dev, group: ev.group, mock: ev.mock, dirtyCapable: ev.dirtyCapable, pasidBits: ev.pasidBits, attached: new Map() };
+      obj(c, ev.id).idev = {
+        dev: ev.dev, group: ev.group, mock: ev.mock, dirtyCapable: ev.dirtyCapable, pasidBits: ev.pasidBits, attached: new Map(),
+        cache: ev.mock ? [IOMMU_TEST_DEV_CACHE_DEFAULT, IOMMU_TEST_DEV_CACHE_DEFAULT, IOMMU_TEST_DEV_CACHE_DEFAULT, IOMMU_TEST_DEV_CACHE_DEFAULT] : [],
+      };
       return;
     case 'SelftestInitialized':
       obj(c, ev.id).stdev = { idev: ev.idev, mockDev: ev.mockDev };

@@ -254,7 +254,7 @@ export function cloneState(s: State): State {
     const objects = new Map<number, KObject>();
     for (const [id, o] of c.objects) {
       const copy: KObject = { ...o, holds: o.holds.slice(), ioas: o.ioas && { iopt: cloneIopt(o.ioas.iopt), hwpts: o.ioas.hwpts.slice() } };
-      if (o.idev) copy.idev = { ...o.idev, attached: new Map(o.idev.attached) };
+      if (o.idev) copy.idev = { ...o.idev, attached: new Map(o.idev.attached), cache: o.idev.cache.slice() };
       objects.set(id, copy);
     }
     ctxs.set(k, { ...c, objects, ids: c.ids.clone() });
