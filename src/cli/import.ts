@@ -1,18 +1,19 @@
 // `iotrail import qemu LOG [--out FILE] [--device SPEC]... [--header FILE] [--backend iommufd|legacy] [--json]`
 //
-// Streams LOG line by line into the QEMU importer, writes the trace to FILE atomically (a temp file in the
-// same directory, then rename, so a reader never sees half a trace and a failed run leaves FILE as it was)
-// or to stdout, and reports every line it could not use. Exit 0 on success, 2 on usage or I/O errors.
+// Streams LOG line by line into the QEMU importer, writes the trace to FILE atomically (src/cli/atomic.ts: a
+// reader never sees half a trace and a failed run leaves FILE as it was) or to stdout, and reports every line
+// it could not use. Exit 0 on success, 2 on usage or I/O errors.
 
 import { createReadStream } from 'node:fs';
-import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { parseDeviceSpec, parseHeaderText, userHeader } from '../import/devices.js';
-import { QemuImporter, serializeTrace } from '../import/qemu.js';
+import { QemuImporter, traceLines } from '../import/qemu.js';
 import type { Backend, ImportResult, Unused } from '../import/qemu.js';
 import type { JsonObject } from '../import/values.js';
+import { AtomicWriter } from './atomic.js';
 
 export interface ImportIO {
   readonly stdout: (text: string) => void;
@@ -97,12 +98,11 @@ export async function importMain(argv: string[], io: ImportIO = processIO): Prom
     return fatal(io, `cannot read ${log}: ${errorText(e)}`);
   }
   const result = importer.finish();
-  const trace = serializeTrace(result);
 
   const out = values.out;
-  if (out === undefined || out === '-') io.stdout(trace);
+  if (out === undefined || out === '-') for (const chunk of batches(traceLines(result))) io.stdout(chunk);
   else {
-    const written = await writeAtomically(out, trace);
+    const written = writeAtomically(out, traceLines(result));
     if (written !== undefined) return fatal(io, written);
   }
   const toFile = out !== undefined && out !== '-';
@@ -110,7 +110,7 @@ export async function importMain(argv: string[], io: ImportIO = processIO): Prom
     const report = JSON.stringify(jsonReport(result, log, toFile ? out : null), null, 2) + '\n';
     (toFile ? io.stdout : io.stderr)(report);
   } else {
-    io.stderr(humanReport(result, toFile ? out : 'stdout'));
+    for (const chunk of batches(humanReport(result, toFile ? out : 'stdout'))) io.stderr(chunk);
   }
   return 0;
 }
@@ -120,15 +120,33 @@ function fatal(io: ImportIO, msg: string): number {
   return 2;
 }
 
-/** Write to a temp file beside `path`, then rename over it; undefined on success, else the error. */
-export async function writeAtomically(path: string, text: string): Promise<string | undefined> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+/** Join many small strings into fewer large writes. */
+function* batches(lines: Iterable<string>, size = 4096): Generator<string> {
+  let batch: string[] = [];
+  for (const line of lines) {
+    batch.push(line);
+    if (batch.length === size) {
+      yield batch.join('');
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch.join('');
+}
+
+/** The project's atomic writer (temp file beside `path`, fsync, rename); undefined on success, else the error. */
+function writeAtomically(path: string, lines: Iterable<string>): string | undefined {
+  let w: AtomicWriter | undefined;
   try {
-    await writeFile(tmp, text, 'utf8');
-    await rename(tmp, path);
+    w = new AtomicWriter(path);
+    for (const line of lines) w.write(line);
+    w.commit();
     return undefined;
   } catch (e) {
-    await unlink(tmp).catch(() => undefined);
+    try {
+      w?.abort();
+    } catch {
+      // The temp file could not be removed either; the target is untouched all the same.
+    }
     return `cannot write ${path}: ${errorText(e)}`;
   }
 }
@@ -137,15 +155,13 @@ const KIND_LABEL: Record<Unused['kind'], string> = {
   'not-an-ioctl': 'not an ioctl', unparseable: 'unparseable', unconvertible: 'unconvertible',
 };
 
-function humanReport(r: ImportResult, where: string): string {
+function* humanReport(r: ImportResult, where: string): Generator<string> {
   const s = r.stats;
-  const unused = r.unused.length;
-  const lines = [`iotrail import: ${s.events} events (${s.synthesized} synthesized) from ${s.lines - s.blank} lines written to ${where}`];
-  if (unused > 0) {
-    lines.push(`iotrail import: ${unused} lines not imported: ${s.notAnIoctl} not an ioctl, ${s.unparseable} unparseable, ${s.unconvertible} unconvertible`);
-    for (const u of r.unused) lines.push(`  line ${u.line}: ${KIND_LABEL[u.kind]}: ${u.reason}`, `    ${u.text}`);
-  }
-  return lines.join('\n') + '\n';
+  yield `iotrail import: ${s.events} events (${s.synthesized} synthesized) from ${s.lines - s.blank} lines written to ${where}\n`;
+  if (r.unused.length === 0) return;
+  const n = r.unused.length;
+  yield `iotrail import: ${n} line${n === 1 ? '' : 's'} not imported: ${s.notAnIoctl} not an ioctl, ${s.unparseable} unparseable, ${s.unconvertible} unconvertible\n`;
+  for (const u of r.unused) yield `  line ${u.line}: ${KIND_LABEL[u.kind]}: ${u.reason}\n    ${u.text}\n`;
 }
 
 function jsonReport(r: ImportResult, input: string, output: string | null): JsonObject {

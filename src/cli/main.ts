@@ -2,6 +2,7 @@
  * The `iotrail` command: dispatch to its subcommands. All I/O of the tool lives under src/cli; the model below it
  * is pure.
  */
+import { importMain } from './import.js';
 import { recordMain } from './record.js';
 import { replayMain } from './replay.js';
 
@@ -11,6 +12,8 @@ usage:
   iotrail replay FILE|DIR...        replay traces against the model and report every divergence
   iotrail record [--out FILE] [--path P]... -- COMMAND ARGS...
                                     run a program and record its IOMMU ioctls as a trace
+  iotrail import qemu LOG [--out FILE] [--device SPEC]... [--header FILE]
+                                    convert QEMU's iommufd/vfio trace events into a trace
   iotrail help                      this text
 
 Run 'iotrail COMMAND --help' for a command's options.`;
@@ -19,6 +22,7 @@ type Command = (argv: string[]) => Promise<number>;
 const COMMANDS: Readonly<Record<string, Command>> = {
   replay: replayMain,
   record: recordMain,
+  import: importMain,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -34,30 +34,33 @@ export function ioptAlignment(st: State, i: Iopt, o: { disableLargePages?: boole
  * unfills several areas sharing pages (COPY) must see its own earlier decisions, which `evolve` has not applied yet.
  */
 export class StepScratch {
-  readonly pinned = new Map<number, RangeMap>();
-  readonly fill = new Map<number, RangeMap>();
+  /** Per pages id: what this step added (+) and removed (-); RangeMap counts are never negative, so two maps. */
+  private readonly pinnedPlus = new Map<number, RangeMap>();
+  private readonly pinnedMinus = new Map<number, RangeMap>();
+  private readonly fillPlus = new Map<number, RangeMap>();
+  private readonly fillMinus = new Map<number, RangeMap>();
   charged = 0;
-  private of(m: Map<number, RangeMap>, id: number): RangeMap {
+  private static of(m: Map<number, RangeMap>, id: number): RangeMap {
     let r = m.get(id);
     if (r === undefined) m.set(id, (r = new RangeMap()));
     return r;
   }
-  pin(p: number, s: number, l: number, d: number): void { this.of(this.pinned, p).add(s, l, d); }
-  fillAdd(p: number, s: number, l: number, d: number): void { this.of(this.fill, p).add(s, l, d); }
+  pin(p: number, s: number, l: number, d: 1 | -1): void { StepScratch.of(d > 0 ? this.pinnedPlus : this.pinnedMinus, p).add(s, l, 1); }
+  fillAdd(p: number, s: number, l: number, d: 1 | -1): void { StepScratch.of(d > 0 ? this.fillPlus : this.fillMinus, p).add(s, l, 1); }
+  private merged(base: RangeMap, plus: RangeMap | undefined, minus: RangeMap | undefined, start: number, last: number) {
+    const m = new RangeMap();
+    for (const r of base.runs(start, last)) m.add(r.start, r.last, r.count);
+    for (const r of plus?.runs(start, last) ?? []) m.add(r.start, r.last, r.count);
+    for (const r of minus?.runs(start, last) ?? []) m.add(r.start, r.last, -r.count);
+    return [...m.runs(start, last)];
+  }
   /** The pinned runs of `p` in [start, last] as the step sees them. */
   pinnedRuns(p: IoptPages, start: number, last: number): { start: number; last: number }[] {
-    const m = new RangeMap();
-    for (const r of p.pinned.runs(start, last)) m.add(r.start, r.last, 1);
-    for (const r of this.pinned.get(p.id)?.runs(start, last) ?? []) m.add(r.start, r.last, r.count);
-    return [...m.runs(start, last)].filter((r) => r.count > 0);
+    return this.merged(p.pinned, this.pinnedPlus.get(p.id), this.pinnedMinus.get(p.id), start, last);
   }
   /** Fill users of `p` per run in [start, last], as the step sees them. */
   fillRuns(p: IoptPages, start: number, last: number): { start: number; last: number; count: number }[] {
-    const m = new RangeMap();
-    for (const r of p.fillUsers.runs(start, last)) m.add(r.start, r.last, r.count);
-    const delta = this.fill.get(p.id);
-    if (delta !== undefined) for (const r of delta.runs(start, last)) m.add(r.start, r.last, r.count);
-    return [...m.runs(start, last)];
+    return this.merged(p.fillUsers, this.fillPlus.get(p.id), this.fillMinus.get(p.id), start, last);
   }
 }
 

@@ -14,7 +14,8 @@
 //   dirty=on|off      IOMMU dirty tracking;   pasids=N  max PASIDs;   msi_isolated=on|off
 //   bar=I:SIZE        a PCI BAR (index 0-5) and its size, repeatable
 
-import { fail, jsonHex, jsonInt, ok, parseIntText, U32_MAX, U64_MAX } from './values.js';
+import { jsonInt, U64_MAX } from '../events/values.js';
+import { fail, jsonHex, ok, parseIntText } from './values.js';
 import type { Json, JsonObject, Result } from './values.js';
 
 const RESERVED_TYPES = ['msi', 'sw_msi', 'direct', 'direct_relaxable', 'reserved'] as const;
@@ -153,7 +154,7 @@ function deviceKey(key: string, text: string, entry: JsonObject, iommu: JsonObje
       return ok(true);
     }
     case 'pasids': {
-      const n = bounded('pasids', text, U32_MAX);
+      const n = bounded('pasids', text, 0xffff_ffffn);
       if (!n.ok) return n;
       iommu.max_pasids = jsonInt(BigInt(n.value));
       return ok(true);
@@ -176,7 +177,7 @@ function ordered(obj: JsonObject, order: readonly string[]): JsonObject {
 function orderEntry(entry: JsonObject): JsonObject {
   const out = ordered(entry, ENTRY_ORDER);
   out.iommu = ordered(entry.iommu as JsonObject, IOMMU_ORDER);
-  return ordered(out, ENTRY_ORDER);
+  return out;
 }
 
 /** `--header FILE` contents: one JSON object, merged over the generated header. */

@@ -173,15 +173,25 @@ export type Message =
   | { readonly kind: 'dma'; readonly unmap: boolean; readonly iova: bigint; readonly size: bigint; readonly vaddr?: bigint; readonly rc: bigint }
   | { readonly kind: 'other' };
 
-// error_report()/warn_report() lines, optionally with -msg timestamp=on's time and the program name.
-const MESSAGE = /^(?:\d{4}-\d\d-\d\dT\S+\s+)?(?:([^\s:]*qemu[^\s:]*):\s+)?(?:warning:\s+)?(.*)$/;
 const FAILED = /^((?:IOMMU|VFIO)_[A-Z0-9_]+) failed: (.+?)(?:, PCI BAR\?)?$/;
 const DMA_CALL = /^vfio_\w*dma_(un)?map\(([^)]*)\) = (-?\d+)(?: \(.*\))?$/;
 
+/** error_report()/warn_report() lines: optional -msg timestamp=on time, the program name, "warning: ". */
+function messageBody(text: string): { prog?: string; msg: string } {
+  let msg = text.trim().replace(/^\d{4}-\d\d-\d\dT\S+\s+/, '');
+  let prog: string | undefined;
+  const colon = msg.indexOf(': ');
+  const head = colon > 0 ? msg.slice(0, colon) : '';
+  if (head.includes('qemu') && !/\s/.test(head)) {
+    prog = head;
+    msg = msg.slice(colon + 2).trimStart();
+  }
+  msg = msg.replace(/^warning:\s+/, '');
+  return prog !== undefined ? { prog, msg } : { msg };
+}
+
 export function parseMessage(text: string): Message | undefined {
-  const m = MESSAGE.exec(text.trim());
-  const prog = m?.[1];
-  const msg = m?.[2] ?? '';
+  const { prog, msg } = messageBody(text);
   const f = FAILED.exec(msg);
   if (f !== null) return { kind: 'failed', cmd: f[1] ?? '', error: f[2] ?? '' };
   const d = DMA_CALL.exec(msg);

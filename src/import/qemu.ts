@@ -9,7 +9,11 @@ import { eventDef, notIoctlReason, UNCONVERTIBLE } from './qemu-events.js';
 import type { Ctx, FdReq, Ioctl, ListenerOp, Outcome } from './qemu-events.js';
 import { parseArgs, parseMessage, splitLine } from './qemu-parse.js';
 import type { Message, TraceLine } from './qemu-parse.js';
-import { errnoFromText, errnoName, jsonHex, jsonInt, U64_MAX, VFIO_DMA_MAP_FLAGS, flagsJson } from './values.js';
+import { CONTAINER, legacyEvent, materialize } from './qemu-slots.js';
+import type { ListenerSlot, Slot, Where } from './qemu-slots.js';
+import { errnoName } from '../events/errno.js';
+import { jsonInt } from '../events/values.js';
+import { errnoFromText } from './values.js';
 import type { Json, JsonObject } from './values.js';
 
 export type UnusedKind = 'not-an-ioctl' | 'unparseable' | 'unconvertible';
@@ -44,19 +48,19 @@ export interface ImportResult {
   readonly stats: ImportStats;
 }
 
-interface Where { readonly line: number; readonly text: string; readonly tid?: number; readonly ts?: bigint }
-interface Resolvable { outcome: Outcome; notes: string[]; resolvedBy: Where[] }
-interface EventSlot extends Resolvable { readonly kind: 'event'; readonly at: Where; readonly head: JsonObject; readonly out?: JsonObject; readonly synthesized?: string; readonly io?: Ioctl }
-interface ListenerSlot extends Resolvable { readonly kind: 'listener'; readonly at: Where; readonly op: ListenerOp; skippedBy?: number }
-type Slot = EventSlot | ListenerSlot;
+/** Settled entries: finished events, and listener lines that wait for the backend to be known. */
+type Entry = { readonly kind: 'done'; readonly line: string } | ListenerSlot;
 interface FdInfo { readonly kind: 'iommufd' | 'device'; readonly path: string; name?: string }
 type Plan = { readonly fd: number; readonly open?: { readonly kind: FdInfo['kind']; readonly path: string; readonly why: string }; readonly name?: string };
 
 const OPEN_FLAGS: Json = ['O_RDWR', 'O_CLOEXEC'];
-const CONTAINER = '$container';
+const LISTENER_IOMMUFD = 'memory-listener event; with the iommufd backend the iommufd_backend_* line carries the ioctl';
 
 export class QemuImporter implements Ctx {
-  private readonly slots: Slot[] = [];
+  private readonly entries: Entry[] = [];
+  /** The newest slot stays open: a QEMU message right after a failed call can still supply its errno. */
+  private last: Slot | undefined;
+  private synthesized = 0;
   private readonly unused: Unused[] = [];
   private readonly fdTable = new Map<number, FdInfo>();
   private readonly deviceFds = new Map<string, number>();
@@ -105,7 +109,7 @@ export class QemuImporter implements Ctx {
 
   private message(msg: Message | undefined): void {
     if (msg === undefined) return this.report('unparseable', 'not a QEMU trace-event line or QEMU message');
-    const target = this.slots.at(-1);
+    const target = this.last;
     const errno = msg.kind === 'failed' ? errnoFromText(msg.error) : msg.kind === 'dma' ? errnoName(Number(-msg.rc)) : undefined;
     if (target === undefined || errno === undefined || !this.explains(msg, target)) {
       return this.notIoctl('QEMU message that does not explain a failed call right before it');
@@ -144,9 +148,16 @@ export class QemuImporter implements Ctx {
   notIoctl(reason: string): void { this.report('not-an-ioctl', reason); }
   unconvertible(reason: string): void { this.report('unconvertible', reason); }
 
+  private settle(next: Slot | undefined): void {
+    const l = this.last;
+    if (l !== undefined) this.entries.push(l.kind === 'event' ? { kind: 'done', line: jsonText(materialize(l)) } : l);
+    this.last = next;
+  }
+
   private emit(head: JsonObject, outcome: Outcome, extra: { out?: JsonObject; note?: string; synthesized?: string; io?: Ioctl } = {}): void {
     const { note, ...rest } = extra;
-    this.slots.push({ kind: 'event', at: this.cur, head, outcome, notes: note !== undefined ? [note] : [], resolvedBy: [], ...rest });
+    if (rest.synthesized !== undefined) this.synthesized += 1;
+    this.settle({ kind: 'event', at: this.cur, head, outcome, notes: note !== undefined ? [note] : [], resolvedBy: [], ...rest });
     this.handled = true;
   }
 
@@ -156,9 +167,20 @@ export class QemuImporter implements Ctx {
   }
 
   private open(kind: FdInfo['kind'], path: string, fd: number, synthesized?: string): void {
-    this.fdTable.set(fd, { kind, path });
-    if (kind === 'device') this.devicePaths.add(path);
+    const stale = this.fdTable.get(fd)?.name;
+    if (stale !== undefined) this.deviceFds.delete(stale);
+    const info: FdInfo = { kind, path };
     if (kind === 'iommufd') this.sawIommufd = true;
+    else {
+      this.devicePaths.add(path);
+      // A declared name lets later lines that name the device (resets, detach) find its fd without a bind line.
+      const name = this.declared.find((d) => d.path === path)?.name;
+      if (typeof name === 'string') {
+        info.name = name;
+        this.deviceFds.set(name, fd);
+      }
+    }
+    this.fdTable.set(fd, info);
     this.emit({ op: 'open', path, flags: OPEN_FLAGS }, { kind: 'ret', ret: fd }, synthesized !== undefined ? { synthesized } : {});
   }
 
@@ -208,8 +230,8 @@ export class QemuImporter implements Ctx {
     }
     for (const p of plans) {
       if (p.open !== undefined && !this.fdTable.has(p.fd)) this.open(p.open.kind, p.open.path, p.fd, p.open.why);
-      if (p.open?.kind === 'iommufd' || this.fdTable.get(p.fd)?.kind === 'iommufd') this.sawIommufd = true;
       const info = this.fdTable.get(p.fd);
+      if (info?.kind === 'iommufd') this.sawIommufd = true;
       if (p.name !== undefined && info !== undefined) {
         info.name = p.name;
         this.deviceFds.set(p.name, p.fd);
@@ -258,34 +280,33 @@ export class QemuImporter implements Ctx {
       return this.report('unparseable', 'the range ends below its start');
     }
     if (op.op === 'skip-map') {
-      for (let i = this.slots.length - 1; i >= 0; i--) {
-        const s = this.slots[i];
-        if (s?.kind === 'listener' && s.op.op === 'map' && s.op.iova === op.iova) {
-          s.skippedBy = this.cur.line;
-          break;
-        }
-      }
+      // QEMU prints this right after the region_add_ram line of the same section.
+      const map = this.last;
+      if (map?.kind === 'listener' && map.op.op === 'map' && map.op.iova === op.iova) map.skippedBy = this.cur.line;
       return this.notIoctl('QEMU leaves this unaligned section unmapped');
     }
-    this.slots.push({ kind: 'listener', at: this.cur, op, outcome: { kind: 'unobserved' }, notes: [], resolvedBy: [] });
+    // Once the backend is known to be iommufd the line is settled at once instead of held to the end.
+    if ((this.opts.backend ?? (this.sawIommufd ? 'iommufd' : undefined)) === 'iommufd') return this.notIoctl(LISTENER_IOMMUFD);
+    this.settle({ kind: 'listener', at: this.cur, op, outcome: { kind: 'unobserved' }, notes: [], resolvedBy: [] });
     this.handled = true;
   }
 
   finish(): ImportResult {
-    const backend: Backend | 'none' = this.opts.backend ?? (this.sawIommufd ? 'iommufd' : this.slots.some((s) => s.kind === 'listener') ? 'legacy' : 'none');
-    const events: JsonObject[] = [];
+    this.settle(undefined);
+    const backend: Backend | 'none' = this.opts.backend ?? (this.sawIommufd ? 'iommufd' : this.entries.some((s) => s.kind === 'listener') ? 'legacy' : 'none');
+    const events: string[] = [];
     let container = false;
     const unused = [...this.unused];
     const drop = (s: ListenerSlot, kind: UnusedKind, reason: string): void => {
       for (const w of [s.at, ...s.resolvedBy]) unused.push({ line: w.line, text: w.text, kind, reason });
     };
-    for (const s of this.slots) {
-      if (s.kind === 'event') {
-        events.push(materialize(s));
+    for (const s of this.entries) {
+      if (s.kind === 'done') {
+        events.push(s.line);
         continue;
       }
       if (backend !== 'legacy') {
-        drop(s, 'not-an-ioctl', 'memory-listener event; with the iommufd backend the iommufd_backend_* line carries the ioctl');
+        drop(s, 'not-an-ioctl', LISTENER_IOMMUFD);
         continue;
       }
       if (s.skippedBy !== undefined) {
@@ -303,21 +324,21 @@ export class QemuImporter implements Ctx {
       }
       if (!container) {
         container = true;
-        events.push(materialize({
+        events.push(jsonText(materialize({
           ...ev, head: { op: 'open', path: '/dev/vfio/vfio', flags: OPEN_FLAGS }, outcome: { kind: 'unobserved' }, notes: [], resolvedBy: [],
           synthesized: 'legacy VFIO container: QEMU traces neither its fd nor its setup (VFIO_GROUP_SET_CONTAINER, VFIO_SET_IOMMU); $container stands for it',
-        }, CONTAINER));
+        }, CONTAINER)));
       }
-      events.push(materialize(ev));
+      events.push(jsonText(materialize(ev)));
     }
     unused.sort((a, b) => a.line - b.line);
     const count = (k: UnusedKind): number => unused.filter((u) => u.kind === k).length;
-    const synthesized = this.slots.filter((s) => s.kind === 'event' && s.synthesized !== undefined).length + (container ? 1 : 0);
+    const synthesized = this.synthesized + (container ? 1 : 0);
     const stats: ImportStats = {
       lines: this.lines, blank: this.blank, used: this.lines - this.blank - unused.length, events: events.length, synthesized,
       notAnIoctl: count('not-an-ioctl'), unparseable: count('unparseable'), unconvertible: count('unconvertible'), backend,
     };
-    return { header: this.header(stats), events, unused, stats };
+    return new Imported(this.header(stats), events, unused, stats);
   }
 
   private header(stats: ImportStats): JsonObject {
@@ -340,53 +361,35 @@ export class QemuImporter implements Ctx {
   }
 }
 
-function legacyEvent(s: ListenerSlot): EventSlot | string {
-  const op = s.op;
-  const base = { kind: 'event' as const, at: s.at, outcome: s.outcome, notes: s.notes, resolvedBy: s.resolvedBy };
-  if (op.op === 'close-container') return { ...base, head: { op: 'close', fd: CONTAINER }, notes: [`QEMU printed container fd ${op.fd}`, ...s.notes] };
-  if (op.op === 'skip-map') return 'not a call';
-  const size = op.last - op.iova + 1n;
-  if (size > U64_MAX) return 'a full 64-bit range: QEMU splits such an unmap in a version-dependent way';
-  const range = { iova: jsonHex(op.iova), size: jsonHex(size) };
-  if (op.op === 'map') {
-    return {
-      ...base, head: { op: 'ioctl', fd: CONTAINER, cmd: 'VFIO_IOMMU_MAP_DMA', arg: { flags: flagsJson(3n, VFIO_DMA_MAP_FLAGS), vaddr: jsonHex(op.vaddr), ...range } },
-      notes: ['read-only is not in the listener trace: READ|WRITE assumed', ...s.notes],
-    };
-  }
-  if (op.op === 'notify' && op.what !== 'unmap') return 'vIOMMU map on the legacy container: the trace does not print the host address';
-  return { ...base, head: { op: 'ioctl', fd: CONTAINER, cmd: 'VFIO_IOMMU_UNMAP_DMA', arg: { flags: 0, ...range } } };
-}
-
-/** Key order: what the call is, its outcome, then thread/time and the note (as the conformance corpus writes). */
-function materialize(s: EventSlot, bind?: string): JsonObject {
-  const ev: JsonObject = { ...s.head };
-  const notes = [...s.notes];
-  const o = s.outcome;
-  // A `$name` ret binds the fd the model picks, for fds QEMU never prints (trace-format.md "Variables").
-  if (bind !== undefined) ev.ret = bind;
-  else if (o.kind === 'ret') ev.ret = o.ret;
-  else if (o.kind === 'errno') ev.errno = o.errno;
-  else if (o.kind === 'failed') {
-    ev.ret = -1;
-    notes.push(o.why);
-  }
-  if (s.out !== undefined) ev.out = s.out;
-  if (s.at.tid !== undefined) ev.tid = s.at.tid;
-  if (s.at.ts !== undefined && s.synthesized === undefined) ev.ts = jsonInt(s.at.ts);
-  const source = `line ${s.at.line}: ${s.at.text}`;
-  ev.note = s.synthesized !== undefined ? `synthesized (${s.synthesized}); at ${source}` : [source, ...notes].join('; ');
-  return ev;
-}
-
 export function importQemu(lines: Iterable<string>, opts: ImportOptions = {}): ImportResult {
   const importer = new QemuImporter(opts);
   for (const line of lines) importer.push(line);
   return importer.finish();
 }
 
-/** JSON Lines, header first. Deterministic: key order is insertion order and integers beyond 2^53-1 are hex. */
+const jsonText = (v: JsonObject): string => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? jsonInt(x) : x));
+
+/**
+ * Events are kept as their JSON text and parsed only if asked for: a million-event trace then costs a string
+ * per event rather than an object graph, which is what made large imports slow (mostly garbage collection).
+ */
+class Imported implements ImportResult {
+  private parsed: JsonObject[] | undefined;
+  constructor(readonly header: JsonObject, readonly eventTexts: readonly string[], readonly unused: Unused[], readonly stats: ImportStats) {}
+  get events(): JsonObject[] {
+    this.parsed ??= this.eventTexts.map((t) => JSON.parse(t) as JsonObject);
+    return this.parsed;
+  }
+}
+
+/** The trace's JSON Lines, header first, one string per line (for writing a large trace piece by piece). */
+export function* traceLines(result: Pick<ImportResult, 'header' | 'events'>): Generator<string> {
+  yield `${jsonText(result.header)}\n`;
+  if (result instanceof Imported) for (const t of result.eventTexts) yield `${t}\n`;
+  else for (const ev of result.events) yield `${jsonText(ev)}\n`;
+}
+
+/** Deterministic JSON Lines: key order is insertion order, integers beyond 2^53-1 are hex strings. */
 export function serializeTrace(result: Pick<ImportResult, 'header' | 'events'>): string {
-  const line = (v: JsonObject): string => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? jsonInt(x) : x));
-  return [result.header, ...result.events].map(line).join('\n') + '\n';
+  return [...traceLines(result)].join('');
 }

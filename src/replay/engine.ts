@@ -117,8 +117,9 @@ export class Replayer implements Kernel {
       this.emit(d.events, ev.line, ev.tid);
       this.judge(ev, d);
     } catch (e) {
-      if (!(e instanceof ProjectionError)) throw e;
-      this.internal.push({ line: ev.line, path: '', message: `internal model error: ${e.message}` });
+      // A model bug (decide and evolve disagree, or a broken invariant): reported on its line, replay goes on.
+      const where = e instanceof ProjectionError ? '' : ` (${(e as Error).stack?.split('\n')[1]?.trim() ?? 'no stack'})`;
+      this.internal.push({ line: ev.line, path: '', message: `internal model error: ${(e as Error).message}${where}` });
     }
   }
 
