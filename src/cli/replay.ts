@@ -14,9 +14,10 @@ import { formatTraceError } from '../events/trace.js';
 import { Progress } from './progress.js';
 import { replayFile, type TraceReport } from './replay_file.js';
 
-export const REPLAY_USAGE = `usage: iotrail replay FILE|DIR... [--json] [--stop] [--log PATH] [--workers N]
-  --json       print a machine-readable report on stdout
+export const REPLAY_USAGE = `usage: iotrail replay FILE|DIR... [--json] [--stop] [--log PATH] [--workers N] [--max-divergences N]
+  --json       print a machine-readable report on stdout (every divergence)
   --stop       stop at the first divergence
+  --max-divergences N  print at most N divergences per trace (default 20; 0 for all)
   --log PATH   write the model's event log (JSONL); with several traces PATH is a directory
   --workers N  replay up to N traces at once (default: the number of cores, for more than one trace)`;
 
@@ -44,7 +45,7 @@ function collect(paths: readonly string[]): { files: string[]; missing: string[]
   return { files, missing };
 }
 
-function printReport(r: TraceReport, out: (s: string) => void): void {
+function printReport(r: TraceReport, out: (s: string) => void, max: number): void {
   if (r.ioError !== undefined) {
     out(`ERROR ${r.file}: ${r.ioError}`);
     return;
@@ -58,8 +59,10 @@ function printReport(r: TraceReport, out: (s: string) => void): void {
   out(`${verdict} ${r.file} (${parts.join(', ')})`);
   for (const e of r.errors) out(`  ${formatTraceError(e)}`);
   for (const e of r.internal) out(`  ${formatTraceError(e)}`);
-  for (const d of r.divergences)
+  const shown = max > 0 ? r.divergences.slice(0, max) : r.divergences;
+  for (const d of shown)
     out(`  line ${d.line}: ${d.field}: observed ${d.observed}, predicted ${d.predicted}\n    why: ${d.why}`);
+  if (shown.length < r.divergences.length) out(`  ... ${r.divergences.length - shown.length} more divergences (--max-divergences 0 prints all)`);
 }
 
 const exitCodeOf = (r: TraceReport): number => (r.ioError !== undefined || r.errors.length || r.internal.length ? 2 : r.passed ? 0 : 1);
@@ -96,7 +99,7 @@ export async function replayMain(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({
       args: argv, allowPositionals: true,
-      options: { json: { type: 'boolean' }, stop: { type: 'boolean' }, log: { type: 'string' }, workers: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { json: { type: 'boolean' }, stop: { type: 'boolean' }, log: { type: 'string' }, workers: { type: 'string' }, 'max-divergences': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
     process.stderr.write(`iotrail replay: ${(e as Error).message}\n${REPLAY_USAGE}\n`);
@@ -122,6 +125,14 @@ export async function replayMain(argv: string[]): Promise<number> {
     }
     workers = Math.min(Number(o.workers), Math.max(files.length, 1));
   }
+  let maxDiv = 20;
+  if (o['max-divergences'] !== undefined) {
+    if (!/^[0-9]+$/.test(o['max-divergences'])) {
+      process.stderr.write(`iotrail replay: --max-divergences takes a whole number, got ${JSON.stringify(o['max-divergences'])}\n`);
+      return 2;
+    }
+    maxDiv = Number(o['max-divergences']);
+  }
   const logFor = (f: string): string | undefined =>
     o.log === undefined ? undefined : files.length > 1 ? join(o.log, `${basename(f, '.jsonl')}.log.jsonl`) : o.log;
   if (o.log !== undefined && files.length > 1) {
@@ -146,7 +157,7 @@ export async function replayMain(argv: string[]): Promise<number> {
     }
   };
   const flushInOrder = (): void => {
-    while (printed < files.length && reports[printed] !== undefined) printReport(reports[printed++]!, out);
+    while (printed < files.length && reports[printed] !== undefined) printReport(reports[printed++]!, out, maxDiv);
   };
   let stopAll = false;
   const onDone = (i: number, r: TraceReport): void => {

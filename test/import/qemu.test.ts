@@ -180,7 +180,7 @@ describe('QEMU event details', () => {
     });
     expect(one('iommufd_backend_invalidate_cache  iommufd=27 id=4 data_type=1 entry_len=16 entry_num=2 done_num=1 data_ptr=0x7f0000001000 (14)')).toMatchObject({
       cmd: 'IOMMU_HWPT_INVALIDATE', errno: 'EFAULT', out: { entry_num: 1 },
-      arg: { hwpt_id: 4, data_uptr: '0x7f0000001000', data_type: 'IOMMU_HWPT_INVALIDATE_DATA_ARM_SMMUV3', entry_len: 16, entry_num: 2 },
+      arg: { hwpt_id: 4, data_uptr: '0x7f0000001000', data_type: 'IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3', entry_len: 16, entry_num: 2 },
     });
   });
 
