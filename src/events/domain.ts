@@ -66,6 +66,8 @@ export type DomainEvent =
     readonly pageOffset: number; readonly prot: number; readonly mappedAt: number;
   }
   | { readonly type: 'AreaPublished'; readonly ctx: number; readonly ioas: number; readonly area: number }
+  /** `iopt_area_split` (VFIO type1 unmap): `area` became `lhs` = [start, last] and `rhs` = [last + 1, its last], same pages. */
+  | { readonly type: 'AreaSplit'; readonly ctx: number; readonly ioas: number; readonly area: number; readonly last: bigint; readonly lhs: number; readonly rhs: number }
   | { readonly type: 'AreaUnpublished'; readonly ctx: number; readonly ioas: number; readonly area: number }
   | { readonly type: 'AreaRemoved'; readonly ctx: number; readonly ioas: number; readonly area: number }
   | { readonly type: 'AllowedIovasSet'; readonly ctx: number; readonly ioas: number; readonly ranges: readonly { readonly start: bigint; readonly last: bigint }[] }
@@ -131,6 +133,7 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
   CallCompleted: ['ret'],
   PagesCreated: ['uptr', 'fileStart'],
   AreaReserved: ['start', 'last'],
+  AreaSplit: ['last'],
   ReservedAdded: ['start', 'last'],
   ReservedRemoved: ['start', 'last'],
   DomainAllocated: ['pgsizeBitmap', 'apertureStart', 'apertureLast'],

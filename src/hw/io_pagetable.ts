@@ -12,6 +12,7 @@ import type { DomainEvent } from '../events/domain.js';
 import { IntervalTree, type IntervalNode } from './interval_tree.js';
 import { spanIter } from './span_iter.js';
 import { U64_MAX } from './u64.js';
+import { applyAreaSplit } from './iopt_split.js';
 
 export const IOMMU_READ = 1, IOMMU_WRITE = 2;
 
@@ -66,7 +67,7 @@ export const areaLength = (a: Area): bigint => a.last - a.start + 1n;
 
 /** The events that change an io_pagetable, folded in by `ioptEvolve`. */
 export type IoptEvent = Extract<DomainEvent, {
-  type: 'AreaReserved' | 'AreaPublished' | 'AreaUnpublished' | 'AreaRemoved' | 'AllowedIovasSet' | 'ReservedAdded' | 'ReservedRemoved' | 'IoasLargePagesSet';
+  type: 'AreaReserved' | 'AreaPublished' | 'AreaUnpublished' | 'AreaRemoved' | 'AreaSplit' | 'AllowedIovasSet' | 'ReservedAdded' | 'ReservedRemoved' | 'IoasLargePagesSet';
 }>;
 
 export function ioptEvolve(i: Iopt, ev: IoptEvent, pageSize: number): void {
@@ -90,6 +91,9 @@ export function ioptEvolve(i: Iopt, ev: IoptEvent, pageSize: number): void {
       i.areaById.delete(ev.area);
       return;
     }
+    case 'AreaSplit':
+      applyAreaSplit(i, ev, pageSize);
+      return;
     case 'AllowedIovasSet': {
       const t = new IntervalTree<null>();
       for (const r of ev.ranges) t.insert(r.start, r.last, null);

@@ -10,7 +10,6 @@
  * it is destroyed on the spot.
  */
 import type { DomainEvent } from '../events/domain.js';
-import type { HwDomain } from '../hw/domain.js';
 import { isFailure, type Failure } from '../hw/iopt_ops.js';
 import { groupAttachment, type HwptData } from '../projections/devices.js';
 import type { IdAllocator } from '../projections/ids.js';
@@ -24,7 +23,7 @@ export const IOMMU_NO_PASID = 0;
 export interface HwptRef { readonly id: number; readonly hwpt: HwptData }
 
 /** `iommufd_hw_pagetable_attach` checks, then the events of `idev` joining HWPT `h` at `pasid`. */
-export function attachEvents(st: State, ctx: IommufdCtx, idev: KObject, pasid: number, h: HwptRef, domain: HwDomain): DomainEvent[] | Failure {
+export function attachEvents(st: State, ctx: IommufdCtx, idev: KObject, pasid: number, h: HwptRef, dirtyOps: boolean): DomainEvent[] | Failure {
   const fn = 'device.c iommufd_hw_pagetable_attach';
   const d = idev.idev!;
   if (d.attached.has(pasid)) return { errno: 'EBUSY', why: `${fn}: device ${idev.id} is already attached at pasid ${pasid}` };
@@ -42,7 +41,7 @@ export function attachEvents(st: State, ctx: IommufdCtx, idev: KObject, pasid: n
         return { errno: 'EINVAL', why: `${fn} (iommufd_hwpt_pasid_compat): the RID's HWPT ${rid} is not PASID compatible` };
       if (pasid >= 2 ** d.pasidBits) return { errno: 'EINVAL', why: `iommu.c iommu_attach_device_pasid: pasid ${pasid} beyond the device's ${d.pasidBits} PASID bits` };
     }
-    if (d.mock && domain.dirtyOps && !d.dirtyCapable)
+    if (d.mock && dirtyOps && !d.dirtyCapable)
       return { errno: 'EINVAL', why: 'selftest.c mock_domain_attach_dev: a dirty-tracking domain on a MOCK_FLAGS_DEVICE_NO_DIRTY device' };
   }
   void st;
@@ -78,7 +77,7 @@ export function attachPt(st: State, h: TraceHeader, ctx: IommufdCtx, idev: KObje
   const pt = getObject(ctx, ptId, 'ANY');
   if (pt === undefined) return { errno: 'ENOENT', why: `${fn}: pt_id ${ptId}: ${lookupWhy(ctx, ptId, 'ANY')}` };
   if (pt.kind === 'HWPT_PAGING') {
-    const ev = attachEvents(st, ctx, idev, pasid, { id: pt.id, hwpt: pt.hwpt! }, st.domains.get(pt.hwpt!.domain)!);
+    const ev = attachEvents(st, ctx, idev, pasid, { id: pt.id, hwpt: pt.hwpt! }, st.domains.get(pt.hwpt!.domain)!.dirtyOps);
     return isFailure(ev) ? ev : { events: ev, hwpt: pt.id };
   }
   if (pt.kind === 'HWPT_NESTED') return { unmodelled: 'attaching to a nested HWPT' };
@@ -87,7 +86,7 @@ export function attachPt(st: State, h: TraceHeader, ctx: IommufdCtx, idev: KObje
   for (const hid of pt.ioas!.hwpts) {
     const ho = ctx.objects.get(hid);
     if (ho?.hwpt === undefined || !ho.hwpt.auto || getObject(ctx, hid, 'HWPT_PAGING') === undefined) continue;
-    const ev = attachEvents(st, ctx, idev, pasid, { id: hid, hwpt: ho.hwpt }, st.domains.get(ho.hwpt.domain)!);
+    const ev = attachEvents(st, ctx, idev, pasid, { id: hid, hwpt: ho.hwpt }, st.domains.get(ho.hwpt.domain)!.dirtyOps);
     if (!isFailure(ev)) return { events: ev, hwpt: hid };
     if (ev.errno !== 'EINVAL') return ev;
   }
@@ -97,6 +96,67 @@ export function attachPt(st: State, h: TraceHeader, ctx: IommufdCtx, idev: KObje
   if (isFailure(ev)) return ev;
   ids.take(id);
   return { events: ev, hwpt: id };
+}
+
+/**
+ * `iommufd_device_do_replace`: the whole group moves from its HWPT at `pasid` to `h`; the new HWPT gains a reference
+ * per device, the old one loses them, and an auto domain left without devices is destroyed.
+ */
+export function replaceEvents(st: State, ctx: IommufdCtx, idev: KObject, pasid: number, h: HwptRef, dirtyOps: boolean): DomainEvent[] | Failure {
+  const fn = 'device.c iommufd_device_do_replace';
+  const d = idev.idev!;
+  const g = groupAttachment(ctx, d.group, pasid);
+  if (g.hwpt === undefined) return { errno: 'EINVAL', why: `${fn}: the device's group is not attached at pasid ${pasid}` };
+  if (!g.devices.includes(idev.id)) return { errno: 'EINVAL', why: `${fn}: device ${idev.id} is not attached at pasid ${pasid}` };
+  if (g.hwpt === h.id) return [];
+  if (pasid === IOMMU_NO_PASID && !h.hwpt.pasidCompat && [...ctx.objects.values()].some((o) => o.idev?.group === d.group && [...o.idev.attached.keys()].some((p) => p !== 0)))
+    return { errno: 'EINVAL', why: `${fn} (iommufd_hwpt_pasid_compat): a PASID is attached, so the RID needs a HWPT allocated with IOMMU_HWPT_ALLOC_PASID` };
+  if (pasid !== IOMMU_NO_PASID && !h.hwpt.pasidCompat)
+    return { errno: 'EINVAL', why: `${fn} (iommufd_hwpt_pasid_compat): HWPT ${h.id} was not allocated with IOMMU_HWPT_ALLOC_PASID` };
+  if (d.mock && dirtyOps && !d.dirtyCapable)
+    return { errno: 'EINVAL', why: 'selftest.c mock_domain_attach_dev: a dirty-tracking domain on a MOCK_FLAGS_DEVICE_NO_DIRTY device' };
+  const old = ctx.objects.get(g.hwpt)!;
+  const events: DomainEvent[] = [];
+  for (const dev of g.devices) {
+    events.push(
+      { type: 'DeviceDetached', ctx: ctx.id, idev: dev, pasid },
+      { type: 'DeviceAttached', ctx: ctx.id, idev: dev, pasid, hwpt: h.id },
+      { type: 'ObjectRefTaken', ctx: ctx.id, id: h.id, by: dev },
+      { type: 'ObjectRefDropped', ctx: ctx.id, id: old.id, by: dev },
+    );
+  }
+  if (old.hwpt?.auto && old.users - g.devices.length === 1)
+    events.push(...hwptPagingDestroyEvents(st, ctx, old), { type: 'ObjectDestroyed', ctx: ctx.id, id: old.id });
+  return events;
+}
+
+/** `iommufd_device_change_pt` in replace mode: to a HWPT, or to an IOAS through its auto domains. */
+export function replacePt(st: State, h: TraceHeader, ctx: IommufdCtx, idev: KObject, pasid: number, ptId: number, ids: IdAllocator): ChangePt | Failure | { unmodelled: string } {
+  const fn = 'device.c iommufd_device_change_pt';
+  const pt = getObject(ctx, ptId, 'ANY');
+  if (pt === undefined) return { errno: 'ENOENT', why: `${fn}: pt_id ${ptId}: ${lookupWhy(ctx, ptId, 'ANY')}` };
+  if (pt.kind === 'HWPT_PAGING') {
+    const ev = replaceEvents(st, ctx, idev, pasid, { id: pt.id, hwpt: pt.hwpt! }, st.domains.get(pt.hwpt!.domain)!.dirtyOps);
+    return isFailure(ev) ? ev : { events: ev, hwpt: pt.id };
+  }
+  if (pt.kind === 'HWPT_NESTED') return { unmodelled: 'replacing onto a nested HWPT' };
+  if (pt.kind !== 'IOAS') return { errno: 'EINVAL', why: `${fn}: pt_id ${ptId} is a ${pt.kind}, neither a HWPT nor an IOAS` };
+  for (const hid of pt.ioas!.hwpts) {
+    const ho = ctx.objects.get(hid);
+    if (ho?.hwpt === undefined || !ho.hwpt.auto || getObject(ctx, hid, 'HWPT_PAGING') === undefined) continue;
+    const ev = replaceEvents(st, ctx, idev, pasid, { id: hid, hwpt: ho.hwpt }, st.domains.get(ho.hwpt.domain)!.dirtyOps);
+    if (!isFailure(ev)) return { events: ev, hwpt: hid };
+    if (ev.errno !== 'EINVAL') return ev;
+  }
+  const id = ids.lowestFree();
+  if (id === undefined) return { errno: 'EBUSY', why: 'main.c _iommufd_object_alloc: no free id' };
+  // Replace mode: the new auto domain is filled first, then the group is moved onto it.
+  const alloc = hwptPagingAllocEvents(st, h, ctx, idev, pt, id, AUTO_REQUEST, true, undefined);
+  if (isFailure(alloc)) return alloc;
+  const rep = replaceEvents(st, ctx, idev, pasid, { id, hwpt: { ioas: pt.id, domain: st.nextDomain, auto: true, nestParent: false, pasidCompat: false } }, false);
+  if (isFailure(rep)) return rep;
+  ids.take(id);
+  return { events: [...alloc, ...rep], hwpt: id };
 }
 
 /** `iommufd_device_unbind` of a device with no attachment left: the driver's reference goes, then the object. */

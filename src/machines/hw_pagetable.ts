@@ -82,7 +82,7 @@ export function hwptPagingAllocEvents(
   ];
   if (attachPasid !== undefined) {
     const hw = { id, hwpt: { ioas: ioas.id, domain: domain.id, auto, nestParent: false, pasidCompat: false } };
-    const a = attachEvents(st, ctx, idev, attachPasid, hw, domain);
+    const a = attachEvents(st, ctx, idev, attachPasid, hw, domain.dirtyOps);
     if (isFailure(a)) return a;
     events.push(...a);
   }

@@ -12,7 +12,8 @@ import type { DomainEvent } from '../events/domain.js';
 import { U64_MAX } from '../events/values.js';
 import { areaLength, describeArea, IOMMU_READ, IOMMU_WRITE, usableRanges } from '../hw/io_pagetable.js';
 import { iopt_get_pages, iopt_map_pages, iopt_unmap_iova_range, isFailure, putPages, type PagesSlice } from '../hw/iopt_ops.js';
-import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_NONE, IOPT_PAGES_ACCOUNT_USER, newPages } from '../hw/pages.js';
+import { newPages } from '../hw/pages.js';
+import { accountModeFor, iopt_alloc_user_pages, iopt_disable_large_pages, readIopt } from './vfio_compat_iopt.js';
 import { ioptAlignment } from '../hw/iopt_domains.js';
 import { fail, isNullPtr, respond, succeed, u32, u64, unmodelled, userArray, type Arg, type Call, type Handler, type Operation, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
@@ -52,22 +53,14 @@ export function iommufd_ioas_option(c: Call, a: Arg): Step {
       { val64: iopt.disableLargePages ? 0n : 1n });
   if (op !== 0) return fail('EOPNOTSUPP', `ioas.c iommufd_ioas_option_huge_pages: op ${op} is neither SET nor GET`);
   if (val64 !== 0n && val64 !== 1n) return fail('EINVAL', `ioas.c iommufd_ioas_option_huge_pages: val64 ${val64} is neither 0 nor 1`);
-  const disable = val64 === 0n;
-  if (disable === iopt.disableLargePages)
-    return succeed(`io_pagetable.c: large pages already ${disable ? 'disabled' : 'enabled'}`, { val64 });
-  if (disable && iopt.domains.length > 0 && iopt.areas.size > 0)
-    return fail('EINVAL', 'io_pagetable.c iopt_disable_large_pages: a domain is attached and areas exist (they may use large pages)');
-  if (disable) {
-    // iopt_calculate_iova_alignment raises the alignment to PAGE_SIZE: every area must already be page aligned.
-    const page = BigInt(c.k.st.pageSize);
-    for (const n of iopt.areas.inOrder()) {
-      const ar = n.value;
-      if (ar.start % page !== 0n || areaLength(ar) % page !== 0n || BigInt(ar.pageOffset) % page !== 0n)
-        return fail('EADDRINUSE', `io_pagetable.c iopt_disable_large_pages: area ${describeArea(ar)} is not PAGE_SIZE aligned`);
-    }
+  if (val64 === 1n) {
+    if (!iopt.disableLargePages) return succeed('io_pagetable.c: large pages already enabled', { val64 });
+    return succeed(`io_pagetable.c iopt_enable_large_pages on IOAS ${id}`, { val64 },
+      [{ type: 'IoasLargePagesSet', ctx: c.ctx.id, id, disableLargePages: false, iovaAlignment: ioptAlignment(c.k.st, iopt, { disableLargePages: false }) }]);
   }
-  return succeed(`io_pagetable.c iopt_${disable ? 'disable' : 'enable'}_large_pages on IOAS ${id}`, { val64 },
-    [{ type: 'IoasLargePagesSet', ctx: c.ctx.id, id, disableLargePages: disable, iovaAlignment: ioptAlignment(c.k.st, iopt, { disableLargePages: disable }) }]);
+  const r = iopt_disable_large_pages(c, id, iopt);
+  if (isFailure(r)) return fail(r.errno, r.why);
+  return succeed(r.why, { val64 }, r.events);
 }
 
 /** `iommufd_ioas_iova_ranges`: the holes of the reserved tree over [0, ULONG_MAX], in ascending order. */
@@ -126,12 +119,6 @@ function mapFlagChecks(fn: string, flags: number, iovas: readonly [string, bigin
 /** `conv_iommu_prot`: IOMMU_CACHE is implied; READ and WRITE follow the flags. */
 const protOf = (flags: number): number => ((flags & MAP_READABLE) ? IOMMU_READ : 0) | ((flags & MAP_WRITEABLE) ? IOMMU_WRITE : 0);
 
-/** The accounting mode new pages get (`iopt_alloc_pages`, upgraded by `iopt_map_common` in an MM-mode context). */
-function accountModeFor(c: Call): 0 | 1 | 2 {
-  if (c.k.header.limits.cap_ipc_lock) return IOPT_PAGES_ACCOUNT_NONE;
-  return c.ctx.accountMode === 1 ? IOPT_PAGES_ACCOUNT_MM : IOPT_PAGES_ACCOUNT_USER;
-}
-
 /** MAP and MAP_FILE after the pages exist: `iopt_map_common` → `iopt_map_pages`, then respond with the IOVA. */
 function* mapCommon(c: Call, a: Arg, id: number, slice: PagesSlice, fn: string): Operation {
   const flags = u32(a, 'flags');
@@ -140,13 +127,6 @@ function* mapCommon(c: Call, a: Arg, id: number, slice: PagesSlice, fn: string):
   const r = yield* iopt_map_pages(() => readIopt(c, id), c.k.header, where, [slice], slice.length, fixed, protOf(flags), c.k.line);
   if (isFailure(r)) return fail(r.errno, r.why, r.undo);
   return succeed(`ioas.c ${fn}: [${hex(r.iova)}, ${hex(r.iova + slice.length - 1n)}] of IOAS ${id}`, respond(a, { iova: r.iova }), r.publish);
-}
-
-/** The io_pagetable of IOAS `id` as it is now (re-read after every step: other threads may have run). */
-function readIopt(c: Call, id: number) {
-  const o = c.ctx.objects.get(id);
-  if (o?.ioas === undefined) throw new Error(`IOAS ${id} vanished while an operation held it`);
-  return { st: c.k.st, iopt: o.ioas.iopt };
 }
 
 /** `iommufd_ioas_map` → `iopt_map_user_pages` → `iopt_alloc_user_pages`. */
@@ -159,14 +139,9 @@ function iommufd_ioas_map(c: Call, a: Arg): Step {
   const id = u32(a, 'ioas_id');
   const g = getIoas(c, id, fn);
   if (g.err) return g.err;
-  const page = BigInt(c.k.st.pageSize);
-  if (uptr + length > U64_MAX) return fail('EOVERFLOW', `pages.c iopt_alloc_user_pages: user_va ${hex(uptr)} + length ${hex(length)} overflows`);
-  if (length === 0n || length > U64_MAX - page) return fail('EINVAL', `pages.c iopt_alloc_pages: length ${hex(length)} is 0 or above SIZE_MAX - PAGE_SIZE`);
-  const down = uptr - (uptr % page);
-  const npages = Number((uptr % page + length + page - 1n) / page);
-  const pages = newPages(c.k.st.nextPages, 'user', down, undefined, 0n, npages, (u32(a, 'flags') & MAP_WRITEABLE) !== 0, accountModeFor(c));
-  const created = { type: 'PagesCreated' as const, pages: pages.id, kind: pages.kind, uptr: pages.uptr, memfd: undefined, fileStart: 0n, npages, writable: pages.writable, accountMode: pages.accountMode };
-  return mapCommon(c, a, id, { pages, created, startByte: uptr - down, length }, fn);
+  const slice = iopt_alloc_user_pages(c, uptr, length, (u32(a, 'flags') & MAP_WRITEABLE) !== 0);
+  if (isFailure(slice)) return fail(slice.errno, slice.why);
+  return mapCommon(c, a, id, slice, fn);
 }
 
 /** `iommufd_ioas_map_file` → `iopt_map_file_pages` (memfds; dma-bufs arrive with device memory). */

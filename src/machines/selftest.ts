@@ -13,7 +13,7 @@ import type { DomainEvent } from '../events/domain.js';
 import { iovaToPhys, minPageSize } from '../hw/domain.js';
 import { isFailure } from '../hw/iopt_ops.js';
 import { cloneState, evolve, type IommufdCtx, type KObject, type State } from '../projections/state.js';
-import { attachPt, detachEvents, IOMMU_NO_PASID, unbindEvents } from './device.js';
+import { attachPt, detachEvents, IOMMU_NO_PASID, replacePt, unbindEvents } from './device.js';
 import { iopt_reserve_iova } from '../hw/iopt_ops.js';
 import { getObject, lookupWhy } from './objects.js';
 
@@ -117,7 +117,13 @@ function mock_domain_replace(c: Call, a: Arg): Step {
   const o = getObject(c.ctx, id, 'ANY');
   if (o === undefined) return fail('ENOENT', `${fn}: ${lookupWhy(c.ctx, id, 'SELFTEST')}`);
   if (o.kind !== 'SELFTEST') return fail('EINVAL', `${fn}: object ${id} is a ${o.kind}, not a selftest object`);
-  return unmodelled('IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE (iommufd_device_replace)');
+  const m = member(a, 'mock_domain_replace');
+  const ptId = m ? u32(m, 'pt_id') : 0;
+  const idev = c.ctx.objects.get(o.stdev!.idev)!;
+  const r = replacePt(c.k.st, c.k.header, c.ctx, idev, IOMMU_NO_PASID, ptId, c.ctx.ids.clone());
+  if ('unmodelled' in r) return unmodelled(r.unmodelled);
+  if (isFailure(r)) return fail(r.errno, r.why);
+  return succeed(`${fn}: device ${idev.id} now uses HWPT ${r.hwpt}`, respond(a, { mock_domain_replace: { pt_id: BigInt(r.hwpt) } }), r.events);
 }
 
 /** `iommufd_test_md_check_pa`: every mock page of the IOVA range translates to the user buffer's page. */

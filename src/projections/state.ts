@@ -179,6 +179,18 @@ export function evolve(s: State, ev: DomainEvent): State {
       s.pages.get(a.value.pages)!.refs--;
       return s;
     }
+    case 'AreaSplit': {
+      const i = ioptOf(s, ev.ctx, ev.ioas);
+      const a = i.areaById.get(ev.area);
+      if (a === undefined) throw new ProjectionError(`no area ${ev.area} to split`);
+      if (ev.last < a.value.start || ev.last >= a.value.last) throw new ProjectionError(`area ${ev.area} cannot be split after ${ev.last}`);
+      const p = s.pages.get(a.value.pages);
+      if (p === undefined) throw new ProjectionError(`area ${ev.area} uses unknown pages ${a.value.pages}`);
+      ioptEvolve(i, ev, s.pageSize);
+      p.refs++; // kref_get for the right half; the left half inherits the area's reference
+      s.nextArea = Math.max(s.nextArea, ev.lhs + 1, ev.rhs + 1);
+      return s;
+    }
     case 'AreaPublished':
     case 'AreaUnpublished':
     case 'AllowedIovasSet':
