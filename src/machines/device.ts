@@ -15,7 +15,7 @@ import { groupAttachment, type HwptData } from '../projections/devices.js';
 import type { IdAllocator } from '../projections/ids.js';
 import type { IommufdCtx, KObject, State } from '../projections/state.js';
 import type { TraceHeader } from '../events/header.js';
-import { fail, u32, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
+import { copyToUserEvents, fail, isNullPtr, respond, succeed, u32, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 import { AUTO_REQUEST, hwptPagingAllocEvents, hwptPagingDestroyEvents } from './hw_pagetable.js';
 
@@ -164,16 +164,40 @@ export function unbindEvents(ctx: IommufdCtx, idev: KObject): DomainEvent[] {
   return [{ type: 'ObjectRefDropped', ctx: ctx.id, id: idev.id, by: 0 }, { type: 'ObjectDestroyed', ctx: ctx.id, id: idev.id }];
 }
 
-/** `iommufd_get_hw_info`: flags, the three reserved bytes, then the device lookup. */
+const IOMMU_HW_INFO_FLAG_INPUT_TYPE = 1;
+const IOMMU_HW_INFO_TYPE_DEFAULT = 0, IOMMU_HW_INFO_TYPE_SELFTEST = 0xfeedbeef;
+const IOMMU_HW_CAP_DIRTY_TRACKING = 1n, IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED = 1n << 3n;
+/** `struct iommu_test_hw_info` {flags = 0, test_reg = IOMMU_HW_INFO_SELFTEST_REGVAL}, little endian. */
+const MOCK_HW_INFO = Uint8Array.from([0, 0, 0, 0, 0xef, 0xbe, 0xad, 0xde]);
+
+/**
+ * `iommufd_get_hw_info`: the driver's info (the mock's 8-byte `iommu_test_hw_info`) copied into the caller's
+ * buffer up to its `data_len` (a longer buffer's tail is zeroed), then `data_len` set to the driver's length, the
+ * capabilities and the PASID width.
+ */
 function iommufd_get_hw_info(c: Call, a: Arg): Step {
+  const fn = 'device.c iommufd_get_hw_info';
   const flags = u32(a, 'flags');
-  if ((flags & ~1) !== 0) return fail('EOPNOTSUPP', `device.c iommufd_get_hw_info: flags 0x${flags.toString(16)} outside IOMMU_HW_INFO_FLAG_INPUT_TYPE`);
+  if ((flags & ~IOMMU_HW_INFO_FLAG_INPUT_TYPE) !== 0) return fail('EOPNOTSUPP', `${fn}: flags 0x${flags.toString(16)} outside IOMMU_HW_INFO_FLAG_INPUT_TYPE`);
   const r = a.v.__reserved;
-  if (r instanceof Uint8Array && r.some((b) => b !== 0)) return fail('EOPNOTSUPP', 'device.c iommufd_get_hw_info: __reserved[] != 0');
+  if (r instanceof Uint8Array && r.some((b) => b !== 0)) return fail('EOPNOTSUPP', `${fn}: __reserved[] != 0`);
+  const type = (flags & IOMMU_HW_INFO_FLAG_INPUT_TYPE) !== 0 ? u32(a, 'in_data_type') : IOMMU_HW_INFO_TYPE_DEFAULT;
   const id = u32(a, 'dev_id');
-  if (getObject(c.ctx, id, 'DEVICE') === undefined)
-    return fail('ENOENT', `device.c iommufd_get_hw_info: iommufd_get_device(${id}): ${lookupWhy(c.ctx, id, 'DEVICE')}`);
-  return unmodelled('IOMMU_GET_HW_INFO on a device (driver hw_info)');
+  const o = getObject(c.ctx, id, 'DEVICE');
+  if (o === undefined) return fail('ENOENT', `${fn}: iommufd_get_device(${id}): ${lookupWhy(c.ctx, id, 'DEVICE')}`);
+  const d = o.idev!;
+  if (!d.mock) return unmodelled('IOMMU_GET_HW_INFO of a platform IOMMU driver (hw_info)');
+  if (type !== IOMMU_HW_INFO_TYPE_DEFAULT && type !== IOMMU_HW_INFO_TYPE_SELFTEST)
+    return fail('EOPNOTSUPP', `selftest.c mock_domain_hw_info: requested type 0x${type.toString(16)} is neither DEFAULT nor SELFTEST`);
+  const userLen = u32(a, 'data_len');
+  if (userLen > 0 && isNullPtr(a, 'data_uptr')) return fail('EFAULT', `${fn}: copy_to_user of ${userLen} bytes to a NULL data_uptr`);
+  const data = new Uint8Array(userLen);
+  data.set(MOCK_HW_INFO.subarray(0, Math.min(userLen, MOCK_HW_INFO.length)));
+  const caps = (d.dirtyCapable ? IOMMU_HW_CAP_DIRTY_TRACKING : 0n) | IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED;
+  return succeed(`${fn}: the mock IOMMU's ${MOCK_HW_INFO.length}-byte iommu_test_hw_info`, respond(a, {
+    data_len: BigInt(MOCK_HW_INFO.length), out_data_type: BigInt(IOMMU_HW_INFO_TYPE_SELFTEST), in_data_type: BigInt(IOMMU_HW_INFO_TYPE_SELFTEST),
+    out_max_pasid_log2: BigInt(d.pasidBits), out_capabilities: caps,
+  }), copyToUserEvents(c, a.v.data_uptr, data));
 }
 
 export const DEVICE_HANDLERS: Readonly<Record<string, Handler>> = {

