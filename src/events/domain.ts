@@ -20,7 +20,9 @@ export const OBJECT_KINDS: readonly ObjectKind[] = [
 export type FileRef =
   | { readonly kind: 'iommufd'; readonly ctx: number }
   | { readonly kind: 'memfd'; readonly memfd: number }
-  | { readonly kind: 'other'; readonly path: string };
+  | { readonly kind: 'other'; readonly path: string }
+  /** The anonymous file of a selftest access (`[iommufd_test_staccess]`); closing it destroys the access. */
+  | { readonly kind: 'access'; readonly ctx: number; readonly access: number };
 
 export type DomainEvent =
   | { readonly type: 'TraceStarted'; readonly pageSize: number; readonly memory: 'explicit' | 'implicit' }
@@ -28,6 +30,9 @@ export type DomainEvent =
   | { readonly type: 'FdClosed'; readonly fd: number }
   /** iommufd_fops_open: a new context; `accountMode` 1 (MM) when opened as /dev/vfio/vfio. */
   | { readonly type: 'IommufdOpened'; readonly ctx: number; readonly accountMode: 0 | 1; readonly compat: boolean }
+  /** A reference on the context's file held by something other than its fd (an access, a bound device). */
+  | { readonly type: 'CtxRefTaken'; readonly ctx: number }
+  | { readonly type: 'CtxRefDropped'; readonly ctx: number }
   /** iommufd_fops_release finished: every object destroyed, the context freed. */
   | { readonly type: 'IommufdReleased'; readonly ctx: number }
   | { readonly type: 'ObjectAllocated'; readonly ctx: number; readonly id: number; readonly kind: ObjectKind }
@@ -101,6 +106,19 @@ export type DomainEvent =
   /** `iommufd_hw_pagetable_attach` at `pasid` (0 = IOMMU_NO_PASID), and its undoing. */
   | { readonly type: 'DeviceAttached'; readonly ctx: number; readonly idev: number; readonly pasid: number; readonly hwpt: number }
   | { readonly type: 'DeviceDetached'; readonly ctx: number; readonly idev: number; readonly pasid: number }
+  /** `iommufd_access_create` (an emulated device's access to an IOAS). */
+  | { readonly type: 'AccessInitialized'; readonly ctx: number; readonly id: number; readonly needsPinPages: boolean }
+  /** `iopt_add_access` / `iopt_remove_access`, with the IOAS alignment that results. */
+  | { readonly type: 'AccessAttached'; readonly ctx: number; readonly id: number; readonly ioas: number; readonly alignment: bigint; readonly iovaAlignment: bigint }
+  | { readonly type: 'AccessDetached'; readonly ctx: number; readonly id: number; readonly ioas: number; readonly iovaAlignment: bigint }
+  /** `iommufd_access_pin_pages`: item `item` holds page ranges of the areas it covers. */
+  | {
+    readonly type: 'AccessPinned'; readonly ctx: number; readonly id: number; readonly item: number; readonly iova: bigint;
+    readonly length: bigint; readonly pieces: readonly { readonly area: number; readonly pages: number; readonly start: number; readonly last: number }[];
+  }
+  | { readonly type: 'AccessUnpinned'; readonly ctx: number; readonly id: number; readonly item: number }
+  /** `area->prevent_access = true`: set by an unmap that must notify accesses; never cleared. */
+  | { readonly type: 'AreaAccessPrevented'; readonly ctx: number; readonly ioas: number; readonly area: number }
   /** IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT: the selftest's global cap on pinning batch memory. */
   | { readonly type: 'TestMemoryLimitSet'; readonly limit: number }
   | { readonly type: 'IoasLargePagesSet'; readonly ctx: number; readonly id: number; readonly disableLargePages: boolean; readonly iovaAlignment: bigint }
@@ -142,6 +160,9 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
   IoptDomainAdded: ['iovaAlignment'],
   IoptDomainRemoved: ['iovaAlignment'],
   IoasLargePagesSet: ['iovaAlignment'],
+  AccessAttached: ['alignment', 'iovaAlignment'],
+  AccessDetached: ['iovaAlignment'],
+  AccessPinned: ['iova', 'length'],
 };
 /** Event fields holding arrays of {start, last} u64 ranges. */
 export const RANGE_LIST_FIELDS: Readonly<Partial<Record<EventType, readonly string[]>>> = {

@@ -45,11 +45,13 @@ export interface Iopt {
   disableLargePages: boolean;
   /** `iopt->domains`: the attached hardware domains, dense (removal moves the last into the hole). */
   readonly domains: number[];
+  /** `iopt->access_list`: attached accesses and the IOVA alignment each needs. */
+  readonly accesses: Map<number, bigint>;
 }
 
 export const newIopt = (): Iopt => ({
   areas: new IntervalTree(), areaById: new Map(), allowed: new IntervalTree(), reserved: new IntervalTree(),
-  iovaAlignment: 1n, disableLargePages: false, domains: [],
+  iovaAlignment: 1n, disableLargePages: false, domains: [], accesses: new Map(),
 });
 
 export function cloneIopt(i: Iopt): Iopt {
@@ -60,6 +62,7 @@ export function cloneIopt(i: Iopt): Iopt {
   c.iovaAlignment = i.iovaAlignment;
   c.disableLargePages = i.disableLargePages;
   c.domains.push(...i.domains);
+  for (const [k, v] of i.accesses) c.accesses.set(k, v);
   return c;
 }
 

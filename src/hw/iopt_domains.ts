@@ -19,13 +19,19 @@ import { RangeMap } from './range_map.js';
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
 
-/** `iopt_calculate_iova_alignment`: the largest of PAGE_SIZE (large pages off), each domain's smallest page. */
-export function ioptAlignment(st: State, i: Iopt, o: { disableLargePages?: boolean; domains?: readonly number[] } = {}): bigint {
+/**
+ * `iopt_calculate_iova_alignment`: the largest of PAGE_SIZE (large pages off), each domain's smallest page and each
+ * access's alignment. `o` overrides what is about to change.
+ */
+export function ioptAlignment(
+  st: State, i: Iopt, o: { disableLargePages?: boolean; domains?: readonly number[]; accesses?: ReadonlyMap<number, bigint> } = {},
+): bigint {
   let align = (o.disableLargePages ?? i.disableLargePages) ? BigInt(st.pageSize) : 1n;
   for (const id of o.domains ?? i.domains) {
     const d = st.domains.get(id);
     if (d !== undefined && minPageSize(d) > align) align = minPageSize(d);
   }
+  for (const a of (o.accesses ?? i.accesses).values()) if (a > align) align = a;
   return align;
 }
 
@@ -117,6 +123,27 @@ function charge(st: State, h: TraceHeader, p: IoptPages, n: number, scratch: Ste
   return [{ type: 'AccountingCharged', mode: p.accountMode, npages: n }];
 }
 
+/**
+ * Pins the pages of `p` in [start, last] that are not pinned yet and charges them (`pfn_reader_user_pin` +
+ * `iopt_pages_update_pinned`): all or nothing.
+ */
+export function pinPagesRange(st: State, h: TraceHeader, p: IoptPages, start: number, last: number, scratch: StepScratch): DomainEvent[] | Failure {
+  const runs = unpinnedRuns(p, start, last, scratch);
+  for (const r of runs) {
+    const bad = pinCheck(st, h, p, r.start, r.last);
+    if (bad) return bad;
+  }
+  const n = runs.reduce((s, r) => s + r.last - r.start + 1, 0);
+  const ch = charge(st, h, p, n, scratch);
+  if (!Array.isArray(ch)) return ch;
+  const events: DomainEvent[] = [];
+  for (const r of runs) {
+    events.push({ type: 'PagesPinned', pages: p.id, start: r.start, last: r.last });
+    scratch.pin(p.id, r.start, r.last, 1);
+  }
+  return [...events, ...ch];
+}
+
 /** The physical runs behind an area: [iova, last] → phys, split where frames stop being contiguous. */
 function areaPhysRuns(st: State, a: Area, p: IoptPages): { iova: bigint; last: bigint; phys: bigint }[] {
   const page = BigInt(st.pageSize);
@@ -149,19 +176,10 @@ export function fillArea(
   const p = st.pages.get(a.pages)!;
   const events: DomainEvent[] = [];
   if (firstFill) {
-    const runs = unpinnedRuns(p, a.pagesStart, a.pagesLast, scratch);
-    for (const r of runs) {
-      const bad = pinCheck(st, h, p, r.start, r.last);
-      if (bad) return bad;
-    }
-    const n = runs.reduce((s, r) => s + r.last - r.start + 1, 0);
-    const ch = charge(st, h, p, n, scratch);
-    if (!Array.isArray(ch)) return ch;
-    for (const r of runs) {
-      events.push({ type: 'PagesPinned', pages: p.id, start: r.start, last: r.last });
-      scratch.pin(p.id, r.start, r.last, 1);
-    }
-    events.push(...ch, { type: 'AreaFilled', pages: p.id, start: a.pagesStart, last: a.pagesLast });
+    const pinned = pinPagesRange(st, h, p, a.pagesStart, a.pagesLast, scratch);
+    if (!Array.isArray(pinned)) return pinned;
+    events.push(...pinned);
+    events.push({ type: 'AreaFilled', pages: p.id, start: a.pagesStart, last: a.pagesLast });
     scratch.fillAdd(p.id, a.pagesStart, a.pagesLast, 1);
   }
   const phys = areaPhysRuns(st, a, p);
@@ -182,13 +200,27 @@ export function unfillArea(st: State, a: Area, domains: readonly number[], lastD
   let n = 0;
   for (const r of scratch.fillRuns(p, a.pagesStart, a.pagesLast)) {
     if (r.count !== 1) continue;
-    events.push({ type: 'PagesUnpinned', pages: p.id, start: r.start, last: r.last });
-    scratch.pin(p.id, r.start, r.last, -1);
-    n += r.last - r.start + 1;
+    for (const free of withoutAccessPins(p, r.start, r.last)) {
+      events.push({ type: 'PagesUnpinned', pages: p.id, start: free.start, last: free.last });
+      scratch.pin(p.id, free.start, free.last, -1);
+      n += free.last - free.start + 1;
+    }
   }
   scratch.fillAdd(p.id, a.pagesStart, a.pagesLast, -1);
   if (n > 0) events.push({ type: 'AccountingUncharged', mode: p.accountMode, npages: n });
   return events;
+}
+
+/** The runs of [start, last] no access pin item covers. */
+export function withoutAccessPins(p: IoptPages, start: number, last: number): { start: number; last: number }[] {
+  const out: { start: number; last: number }[] = [];
+  let at = start;
+  for (const r of p.accessUsers.runs(start, last)) {
+    if (r.start > at) out.push({ start: at, last: r.start - 1 });
+    at = r.last + 1;
+  }
+  if (at <= last) out.push({ start: at, last });
+  return out;
 }
 
 /** `iopt_table_add_domain`: alignment, aperture reservations, then every published area is filled into it. */

@@ -139,11 +139,16 @@ export interface UnmapResult { readonly unmapped: bigint; readonly failure: Fail
  * `iopt_unmap_iova_range` (newest: `rc = 0` before the loop, so an empty range succeeds with 0 bytes). Each
  * area: unpublish, [unfill the domains], remove and put its pages.
  */
+/** `iommufd_access_notify_unmap`: asks every access of the IOAS to stop using [iova, last]; returns what they do. */
+export type NotifyUnmap = (iova: bigint, last: bigint) => DomainEvent[];
+const MAX_NOTIFY_ROUNDS = 100;
+
 export function* iopt_unmap_iova_range(
-  read: () => { st: State; iopt: Iopt }, where: IoasRef, start: bigint, last: bigint,
+  read: () => { st: State; iopt: Iopt }, where: IoasRef, start: bigint, last: bigint, notify: NotifyUnmap = () => [],
 ): Generator<readonly DomainEvent[], UnmapResult, void> {
   const fn = 'io_pagetable.c iopt_unmap_iova_range';
   let unmapped = 0n;
+  let rounds = 0;
   for (;;) {
     const { st, iopt } = read();
     const n = iopt.areas.iterFirst(start, last);
@@ -153,7 +158,18 @@ export function* iopt_unmap_iova_range(
     if (area.numLocks > 0) return { unmapped, failure: { errno: 'EBUSY', why: `${fn}: area ${describeArea(area)} is pinned by an internal access` } };
     if (area.start < start || area.last > last)
       return { unmapped, failure: { errno: 'ENOENT', why: `${fn}: [${hex(start)}, ${hex(last)}] cuts area ${describeArea(area)}; unmap must cover whole areas` } };
-    if (area.numAccesses > 0) return { unmapped, failure: { errno: 'EDEADLOCK', why: `${fn}: accesses pin area ${describeArea(area)} (access unmap notification is not modelled yet)` } };
+    if (area.numAccesses > 0) {
+      // The counter only restarts when the scan moves on to an area that does not begin where it stood.
+      if (area.start !== start) rounds = 0;
+      if (++rounds > MAX_NOTIFY_ROUNDS)
+        return { unmapped, failure: { errno: 'EDEADLOCK', why: `${fn}: accesses still pin area ${describeArea(area)} after ${MAX_NOTIFY_ROUNDS} unmap notifications` } };
+      start = area.start;
+      const prevent: DomainEvent[] = area.preventAccess ? [] : [{ type: 'AreaAccessPrevented', ctx: where.ctx, ioas: where.ioas, area: area.id }];
+      yield prevent;
+      // Both locks are dropped while the drivers are told (iommufd_access_notify_unmap), then the scan restarts.
+      yield notify(area.start, area.last);
+      continue;
+    }
     yield [{ type: 'AreaUnpublished', ctx: where.ctx, ioas: where.ioas, area: area.id }];
     // iopt_area_unfill_domains without iova_rwsem: unmap from every domain, then unpin (and flush, for IOTLBs).
     const now = read();

@@ -30,6 +30,8 @@ export interface IoptPages {
   refs: number;
   /** Per page index: how many filled areas cover it (the kernel's `domains_itree`). */
   readonly fillUsers: RangeMap;
+  /** Per page index: how many access pin items cover it (the kernel's `access_itree`). */
+  readonly accessUsers: RangeMap;
   /** Per page index: 1 while pinned. */
   readonly pinned: RangeMap;
 }
@@ -72,7 +74,7 @@ export function pagesEvolve(st: State, ev: PagesEvent): void {
     case 'PagesCreated':
       st.pages.set(ev.pages, {
         id: ev.pages, kind: ev.kind, uptr: ev.uptr, memfd: ev.memfd, fileStart: ev.fileStart, npages: ev.npages,
-        writable: ev.writable, accountMode: ev.accountMode, refs: 0, fillUsers: new RangeMap(), pinned: new RangeMap(),
+        writable: ev.writable, accountMode: ev.accountMode, refs: 0, fillUsers: new RangeMap(), accessUsers: new RangeMap(), pinned: new RangeMap(),
       });
       if (ev.pages >= st.nextPages) st.nextPages = ev.pages + 1;
       return;
@@ -128,11 +130,11 @@ export function newPages(
   id: number, kind: 'user' | 'file', uptr: bigint, memfd: number | undefined, fileStart: bigint, npages: number,
   writable: boolean, accountMode: 0 | 1 | 2,
 ): IoptPages {
-  return { id, kind, uptr, memfd, fileStart, npages, writable, accountMode, refs: 0, fillUsers: new RangeMap(), pinned: new RangeMap() };
+  return { id, kind, uptr, memfd, fileStart, npages, writable, accountMode, refs: 0, fillUsers: new RangeMap(), accessUsers: new RangeMap(), pinned: new RangeMap() };
 }
 
 export function clonePages(p: IoptPages): IoptPages {
-  return { ...p, fillUsers: p.fillUsers.clone(), pinned: p.pinned.clone() };
+  return { ...p, fillUsers: p.fillUsers.clone(), accessUsers: p.accessUsers.clone(), pinned: p.pinned.clone() };
 }
 
 /** Pin references on the frame mapped at `va`. */

@@ -13,6 +13,7 @@ import { U64_MAX } from '../events/values.js';
 import { areaLength, describeArea, IOMMU_READ, IOMMU_WRITE, usableRanges } from '../hw/io_pagetable.js';
 import { iopt_get_pages, iopt_map_pages, iopt_unmap_iova_range, isFailure, putPages, type PagesSlice } from '../hw/iopt_ops.js';
 import { newPages } from '../hw/pages.js';
+import { notifyAccessesEvents } from './access.js';
 import { accountModeFor, iopt_alloc_user_pages, iopt_disable_large_pages, readIopt } from './vfio_compat_iopt.js';
 import { ioptAlignment } from '../hw/iopt_domains.js';
 import { fail, isNullPtr, respond, succeed, u32, u64, unmodelled, userArray, type Arg, type Call, type Handler, type Operation, type Step } from './ioctl.js';
@@ -227,7 +228,7 @@ function* iommufd_ioas_unmap(c: Call, a: Arg): Operation {
     start = iova;
     last = iova + length - 1n;
   }
-  const r = yield* iopt_unmap_iova_range(() => readIopt(c, id), where, start, last);
+  const r = yield* iopt_unmap_iova_range(() => readIopt(c, id), where, start, last, (s, l) => notifyAccessesEvents(c.k.st, c.ctx, id, s, l));
   if (r.failure) return fail(r.failure.errno, r.failure.why);
   if (!all && r.unmapped === 0n) return fail('ENOENT', `${fn}: no area lies in [${hex(start)}, ${hex(last)}]`);
   return succeed(`${fn}: ${hex(r.unmapped)} bytes unmapped${all ? ' (unmap all)' : ''}`, respond(a, { length: r.unmapped }));

@@ -8,15 +8,16 @@ import type { DomainEvent, FileRef } from '../events/domain.js';
 import { FLAG_SETS } from '../events/flags.js';
 import { U64_MAX } from '../events/values.js';
 import { chooseMmapAddress } from '../hw/mm.js';
-import type { State } from '../projections/state.js';
+import { cloneState, evolve, type State } from '../projections/state.js';
 import { fail, succeed, unmodelled, type Kernel, type Step } from './ioctl.js';
 import { releaseEvents } from './destroy.js';
+import { accessReleaseEvents } from './access.js';
 
 const M = FLAG_SETS.mmap;
 const FD_MIN = 3;
 
 /** The fd `open` would return: the trace's observed one when it is free, else the lowest free fd (fs/file.c). */
-function pickFd(st: State, want: bigint | undefined): number {
+export function pickFd(st: State, want: bigint | undefined): number {
   if (want !== undefined && want >= 0n && want <= 0x7fff_ffffn && !st.fds.has(Number(want))) return Number(want);
   let fd = FD_MIN;
   while (st.fds.has(fd)) fd++;
@@ -40,19 +41,33 @@ export function sys_open(k: Kernel, path: string, want: bigint | undefined): Ste
     [{ type: 'FdInstalled', fd, file: { kind: 'other', path } }], BigInt(fd));
 }
 
+/**
+ * `iommufd_fops_release`, once the context's last file reference is gone: decided against the state as `before`
+ * leaves it (the access or fd teardown that dropped the reference happens first).
+ */
+function releaseAfter(st: State, ctxId: number, before: readonly DomainEvent[]): DomainEvent[] | { leaked: number[] } {
+  const scratch = cloneState(st);
+  for (const e of before) evolve(scratch, e);
+  const { events, leaked } = releaseEvents(scratch, ctxId);
+  if (leaked.length > 0) return { leaked };
+  return [...events, { type: 'IommufdReleased', ctx: ctxId }];
+}
+
 export function sys_close(k: Kernel, fd: number): Step {
   const f = k.st.fds.get(fd);
   if (f === undefined) return fail('EBADF', `close: fd ${fd} is not open`);
   const events: DomainEvent[] = [{ type: 'FdClosed', fd }];
-  if (f.kind === 'iommufd') {
-    const ctx = k.st.ctxs.get(f.ctx)!;
-    const { events: rel, leaked } = releaseEvents(k.st, ctx.id);
-    if (leaked.length > 0) return unmodelled(`close of an iommufd whose objects ${leaked.join(', ')} are still referenced`);
-    const order = rel.flatMap((e) => (e.type === 'ObjectDestroyed' ? [e.id] : []));
-    events.push(...rel, { type: 'IommufdReleased', ctx: ctx.id });
-    return succeed(`main.c iommufd_fops_release: context ${ctx.id} freed${order.length ? `, destroying ${order.join(', ')}` : ''}`, undefined, events);
-  }
-  return succeed(`close fd ${fd}`, undefined, events);
+  if (f.kind !== 'access' && f.kind !== 'iommufd') return succeed(`close fd ${fd}`, undefined, events);
+  const ctx = k.st.ctxs.get(f.ctx)!;
+  const what = f.kind === 'access' ? `selftest.c iommufd_test_staccess_release: access ${f.access} destroyed` : `close of iommufd context ${ctx.id}`;
+  if (f.kind === 'access') events.push(...accessReleaseEvents(k.st, ctx, ctx.objects.get(f.access)!));
+  else events.push({ type: 'CtxRefDropped', ctx: ctx.id });
+  if (ctx.fileRefs > 1)
+    return succeed(`${what}; ${ctx.fileRefs - 1} other reference(s) keep context ${ctx.id} open`, undefined, events);
+  const rel = releaseAfter(k.st, ctx.id, events);
+  if ('leaked' in rel) return unmodelled(`release of an iommufd whose objects ${rel.leaked.join(', ')} are still referenced`);
+  const order = rel.flatMap((e) => (e.type === 'ObjectDestroyed' ? [e.id] : []));
+  return succeed(`${what}; main.c iommufd_fops_release: context ${ctx.id} freed${order.length ? `, destroying ${order.join(', ')}` : ''}`, undefined, [...events, ...rel]);
 }
 
 export interface MmapArgs {

@@ -13,6 +13,7 @@ import type { DomainEvent } from '../events/domain.js';
 import { iovaToPhys, minPageSize } from '../hw/domain.js';
 import { isFailure } from '../hw/iopt_ops.js';
 import { cloneState, evolve, type IommufdCtx, type KObject, type State } from '../projections/state.js';
+import { access_pages, access_replace_ioas, access_rw, create_access, destroy_access_pages } from './selftest_access.js';
 import { attachPt, detachEvents, IOMMU_NO_PASID, replacePt, unbindEvents } from './device.js';
 import { iopt_reserve_iova } from '../hw/iopt_ops.js';
 import { getObject, lookupWhy } from './objects.js';
@@ -182,6 +183,11 @@ const OPS: ReadonlyMap<number, Handler> = new Map([
   [T.IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE, mock_domain_replace],
   [T.IOMMU_TEST_OP_MD_CHECK_MAP, md_check_map],
   [T.IOMMU_TEST_OP_DEV_CHECK_CACHE, dev_check_cache],
+  [T.IOMMU_TEST_OP_CREATE_ACCESS, create_access],
+  [T.IOMMU_TEST_OP_ACCESS_PAGES, access_pages],
+  [T.IOMMU_TEST_OP_DESTROY_ACCESS_PAGES, destroy_access_pages],
+  [T.IOMMU_TEST_OP_ACCESS_REPLACE_IOAS, access_replace_ioas],
+  [T.IOMMU_TEST_OP_ACCESS_RW, access_rw],
 ]);
 
 /** `iommufd_test`: dispatch on `op`; an op the driver does not know is EOPNOTSUPP. */

@@ -14,6 +14,7 @@ import { cloneIopt, ioptEvolve, newIopt, type Iopt } from '../hw/io_pagetable.js
 import { clonePages, emptyAccounting, pagesEvolve, type Accounting, type IoptPages } from '../hw/pages.js';
 import { cloneDomain, domainEvolve, type HwDomain } from '../hw/domain.js';
 import { devicesEvolve, forgetHwpt, type HwptData, type IdevData, type StdevData } from './devices.js';
+import { accessEvolve, cloneAccess, type AccessData } from './access.js';
 
 export interface IoasData {
   readonly iopt: Iopt;
@@ -34,6 +35,7 @@ export interface KObject {
   hwpt?: HwptData;
   idev?: IdevData;
   stdev?: StdevData;
+  access?: AccessData;
 }
 export interface IommufdCtx {
   readonly id: number;
@@ -44,6 +46,8 @@ export interface IommufdCtx {
   readonly ids: IdAllocator;
   /** `ictx->vfio_ioas`: the IOAS the VFIO compat ioctls act on (no reference held), 0 for none. */
   vfioIoas: number;
+  /** References on the context's file: its fd, plus every access (and, later, bound device) holding one. */
+  fileRefs: number;
 }
 export interface State {
   pageSize: number;
@@ -112,13 +116,14 @@ export function evolve(s: State, ev: DomainEvent): State {
       if (!s.fds.delete(ev.fd)) throw new ProjectionError(`fd ${ev.fd} is not open`);
       return s;
     case 'IommufdOpened':
-      s.ctxs.set(ev.ctx, { id: ev.ctx, accountMode: ev.accountMode, compat: ev.compat, objects: new Map(), ids: new IdAllocator(), vfioIoas: 0 });
+      s.ctxs.set(ev.ctx, { id: ev.ctx, accountMode: ev.accountMode, compat: ev.compat, objects: new Map(), ids: new IdAllocator(), vfioIoas: 0, fileRefs: 1 });
       if (ev.ctx >= s.nextCtx) s.nextCtx = ev.ctx + 1;
       return s;
     case 'IommufdReleased': {
       const c = ctxOf(s, ev.ctx);
       for (const o of c.objects.values()) if (o.life === S_FINALIZED || o.life === S_ALLOCATED)
         throw new ProjectionError(`context ${ev.ctx} released with live object ${o.id}`);
+      if (c.fileRefs !== 0) throw new ProjectionError(`context ${ev.ctx} released with ${c.fileRefs} file reference(s)`);
       s.ctxs.delete(ev.ctx);
       return s;
     }
@@ -157,6 +162,23 @@ export function evolve(s: State, ev: DomainEvent): State {
       }
       return s;
     }
+    case 'CtxRefTaken':
+    case 'CtxRefDropped': {
+      const c = ctxOf(s, ev.ctx);
+      c.fileRefs += ev.type === 'CtxRefTaken' ? 1 : -1;
+      if (c.fileRefs < 0) throw new ProjectionError(`context ${ev.ctx} has no file reference to drop`);
+      return s;
+    }
+    case 'AccessInitialized':
+    case 'AccessAttached':
+    case 'AccessDetached':
+    case 'AccessPinned':
+    case 'AccessUnpinned':
+      accessEvolve(s, ctxOf(s, ev.ctx), ev);
+      return s;
+    case 'AreaAccessPrevented':
+      accessEvolve(s, ctxOf(s, ev.ctx), ev);
+      return s;
     case 'AccountModeSet':
       ctxOf(s, ev.ctx).accountMode = ev.mode;
       return s;
@@ -267,6 +289,7 @@ export function cloneState(s: State): State {
     for (const [id, o] of c.objects) {
       const copy: KObject = { ...o, holds: o.holds.slice(), ioas: o.ioas && { iopt: cloneIopt(o.ioas.iopt), hwpts: o.ioas.hwpts.slice() } };
       if (o.idev) copy.idev = { ...o.idev, attached: new Map(o.idev.attached), cache: o.idev.cache.slice() };
+      if (o.access) copy.access = cloneAccess(o.access);
       objects.set(id, copy);
     }
     ctxs.set(k, { ...c, objects, ids: c.ids.clone() });

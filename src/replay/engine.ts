@@ -211,7 +211,7 @@ export class Replayer implements Kernel {
     if (fd === undefined) return undefined;
     const f = this.st.fds.get(fd);
     if (f === undefined) return fail('EBADF', `ioctl: fd ${fd} is not open`);
-    if (f.kind !== 'iommufd') return fail('ENOTTY', `ioctl: fd ${fd} is ${f.kind === 'memfd' ? 'a memfd' : f.path}, which has no ioctls`);
+    if (f.kind !== 'iommufd') return fail('ENOTTY', `ioctl: fd ${fd} is ${f.kind === 'memfd' ? 'a memfd' : f.kind === 'access' ? 'a selftest access' : f.path}, which has no ioctls`);
     let arg = ev.arg;
     if (ev.cmd.def === undefined) {
       // A numeric command: decode arg and out now that the fd says which command the number means.

@@ -1,0 +1,130 @@
+/**
+ * The selftest's access ops (selftest.c `iommufd_test_create_access`, `_access_pages`, `_access_rw`,
+ * `_access_replace_ioas`, `_destroy_access_pages`): an emulated device driver in the test module, reached through an
+ * anonymous file whose fd the caller passes as `id`.
+ */
+import type { DomainEvent } from '../events/domain.js';
+import { isFailure } from '../hw/iopt_ops.js';
+import { frameAtVa } from '../hw/pages.js';
+import { fail, member, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type Step } from './ioctl.js';
+import { getObject, lookupWhy } from './objects.js';
+import { accessAttachEvents, accessDetachEvents, accessPinEvents, accessUnpinEvents, testAccessUnmapEvents } from './access.js';
+import { pickFd } from './process.js';
+import type { KObject } from '../projections/state.js';
+import { U64_MAX } from '../hw/u64.js';
+
+const MOCK_FLAGS_ACCESS_WRITE = 1, MOCK_FLAGS_ACCESS_SYZ = 1 << 16, MOCK_ACCESS_RW_SLOW_PATH = 4;
+const MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES = 1;
+
+/** `iommufd_test_create_access`: the fd is reserved and reported, the access created and attached, the fd installed. */
+export function create_access(c: Call, a: Arg): Step {
+  const fn = 'selftest.c iommufd_test_create_access';
+  const m = member(a, 'create_access');
+  const flags = m ? u32(m, 'flags') : 0;
+  if ((flags & ~MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES) !== 0) return fail('EOPNOTSUPP', `${fn}: flags 0x${flags.toString(16)} outside NEEDS_PIN_PAGES`);
+  const fd = pickFd(c.k.st, undefined);
+  const id = c.ctx.ids.lowestFree();
+  if (id === undefined) return fail('EBUSY', 'main.c _iommufd_object_alloc: no free id');
+  const ioasId = u32(a, 'id');
+  const ioas = getObject(c.ctx, ioasId, 'IOAS');
+  if (ioas === undefined) return fail('ENOENT', `device.c iommufd_access_attach: ${lookupWhy(c.ctx, ioasId, 'IOAS')}`);
+  const ctx = c.ctx.id;
+  const needsPinPages = (flags & MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES) !== 0;
+  const obj: KObject = { id, kind: 'ACCESS', life: 1, users: 2, holds: [], ioas: undefined, access: { ioas: 0, needsPinPages, items: new Map(), nextItem: 0 } };
+  const att = accessAttachEvents(c.k.st, c.ctx, obj, ioas);
+  if (isFailure(att)) return fail(att.errno, att.why);
+  const events: DomainEvent[] = [
+    { type: 'ObjectAllocated', ctx, id, kind: 'ACCESS' },
+    { type: 'AccessInitialized', ctx, id, needsPinPages },
+    { type: 'ObjectRefTaken', ctx, id, by: 0 },
+    { type: 'ObjectFinalized', ctx, id },
+    { type: 'CtxRefTaken', ctx },
+    ...att,
+    { type: 'FdInstalled', fd, file: { kind: 'access', ctx, access: id } },
+  ];
+  return succeed(`${fn}: access ${id} on IOAS ${ioasId}, fd ${fd}`, respond(a, { create_access: { out_access_fd: BigInt(fd), flags: BigInt(flags) } }), events);
+}
+
+/** `iommufd_access_get`: the access behind an fd, or EBADF (not open) / EBADFD (not a test access file). */
+function accessOf(c: Call, fd: number): KObject | { errno: 'EBADF' | 'EBADFD'; why: string } {
+  const f = c.k.st.fds.get(fd);
+  if (f === undefined) return { errno: 'EBADF', why: `selftest.c iommufd_access_get: fd ${fd} is not open` };
+  if (f.kind !== 'access') return { errno: 'EBADFD', why: `selftest.c iommufd_access_get: fd ${fd} is not a selftest access` };
+  return c.k.st.ctxs.get(f.ctx)!.objects.get(f.access)!;
+}
+
+/** `iommufd_test_access_pages`: pin [iova, +length) through the access; with `uptr`, the pages must be the user's. */
+export function access_pages(c: Call, a: Arg): Step {
+  const fn = 'selftest.c iommufd_test_access_pages';
+  const m = member(a, 'access_pages');
+  const flags = m ? u32(m, 'flags') : 0, iova = m ? u64(m, 'iova') : 0n, length = m ? u64(m, 'length') : 0n, uptr = m ? u64(m, 'uptr') : 0n;
+  if (length > 16n * 1024n * 1024n) return fail('ENOMEM', `${fn}: length above 16 MiB`);
+  if ((flags & ~(MOCK_FLAGS_ACCESS_WRITE | MOCK_FLAGS_ACCESS_SYZ)) !== 0) return fail('EOPNOTSUPP', `${fn}: flags 0x${flags.toString(16)} outside WRITE|SYZ`);
+  const acc = accessOf(c, u32(a, 'id'));
+  if ('errno' in acc) return fail(acc.errno, acc.why);
+  if (!acc.access!.needsPinPages) return fail('EOPNOTSUPP', `${fn}: the access was created without NEEDS_PIN_PAGES`);
+  if ((flags & MOCK_FLAGS_ACCESS_SYZ) !== 0) return unmodelled('MOCK_FLAGS_ACCESS_SYZ (syzkaller IOVA conversion)');
+  const ctx = c.k.st.ctxs.get((c.k.st.fds.get(u32(a, 'id')) as { ctx: number }).ctx)!;
+  const ev = accessPinEvents(c.k.st, c.k.header, ctx, acc, iova, length, flags & MOCK_FLAGS_ACCESS_WRITE);
+  if (isFailure(ev)) return fail(ev.errno, ev.why);
+  if (uptr !== 0n) {
+    // iommufd_test_check_pages: each pinned page must be the page the user sees at uptr.
+    const page = BigInt(c.k.st.pageSize);
+    const pinned = ev.find((e) => e.type === 'AccessPinned');
+    const start = uptr - (iova % page);
+    let k = 0n;
+    for (const piece of pinned?.type === 'AccessPinned' ? pinned.pieces : []) {
+      const p = c.k.st.pages.get(piece.pages)!;
+      for (let idx = piece.start; idx <= piece.last; idx++, k++) {
+        const va = (p.kind === 'user' ? p.uptr : 0n) + BigInt(idx) * page;
+        if (p.kind !== 'user' || frameAtVa(c.k.st, start + k * page) !== frameAtVa(c.k.st, va))
+          return fail('EBADE', `${fn}: pinned page ${k} is not the user page at 0x${(start + k * page).toString(16)}`);
+      }
+    }
+  }
+  const item = acc.access!.nextItem;
+  return succeed(`${fn}: item ${item} pins [0x${iova.toString(16)}, +0x${length.toString(16)})`, respond(a, { access_pages: { out_access_pages_id: BigInt(item), flags: BigInt(flags), iova, length, uptr } }), ev);
+}
+
+/** `iommufd_test_access_item_destroy`: unpin one item. */
+export function destroy_access_pages(c: Call, a: Arg): Step {
+  const fn = 'selftest.c iommufd_test_access_item_destroy';
+  const acc = accessOf(c, u32(a, 'id'));
+  if ('errno' in acc) return fail(acc.errno, acc.why);
+  const m = member(a, 'destroy_access_pages');
+  const item = m ? u32(m, 'access_pages_id') : 0;
+  if (!acc.access!.items.has(item)) return fail('ENOENT', `${fn}: access ${acc.id} has no item ${item} (never pinned, or unpinned by an unmap)`);
+  const ctx = c.k.st.ctxs.get((c.k.st.fds.get(u32(a, 'id')) as { ctx: number }).ctx)!;
+  return succeed(`${fn}: item ${item} unpinned`, undefined, accessUnpinEvents(c.k.st, ctx, acc, item));
+}
+
+/** `iommufd_access_replace`: attach to the new IOAS, have the driver drop every pin, leave the old one. */
+export function access_replace_ioas(c: Call, a: Arg): Step {
+  const fn = 'device.c iommufd_access_replace';
+  const acc = accessOf(c, u32(a, 'id'));
+  if ('errno' in acc) return fail(acc.errno, acc.why);
+  const m = member(a, 'access_replace_ioas');
+  const ioasId = m ? u32(m, 'ioas_id') : 0;
+  const ctx = c.k.st.ctxs.get((c.k.st.fds.get(u32(a, 'id')) as { ctx: number }).ctx)!;
+  const cur = acc.access!.ioas;
+  if (cur === 0) return fail('ENOENT', `${fn}: access ${acc.id} is not attached`);
+  if (cur === ioasId) return succeed(`${fn}: already on IOAS ${ioasId}`);
+  const ioas = getObject(ctx, ioasId, 'IOAS');
+  if (ioas === undefined) return fail('ENOENT', `${fn}: ${lookupWhy(ctx, ioasId, 'IOAS')}`);
+  const att = accessAttachEvents(c.k.st, ctx, { ...acc, access: { ...acc.access!, ioas: 0 } }, ioas);
+  if (isFailure(att)) return fail(att.errno, att.why);
+  const unpin = testAccessUnmapEvents(c.k.st, ctx, acc, 0n, U64_MAX);
+  return succeed(`${fn}: access ${acc.id} moved from IOAS ${cur} to ${ioasId}`, undefined, [...unpin, ...accessDetachEvents(c.k.st, ctx, acc), ...att]);
+}
+
+/** `iommufd_test_access_rw`: the checks; the copy needs page contents. */
+export function access_rw(c: Call, a: Arg): Step {
+  const fn = 'selftest.c iommufd_test_access_rw';
+  const m = member(a, 'access_rw');
+  const flags = m ? u32(m, 'flags') : 0, length = m ? u64(m, 'length') : 0n;
+  if (length > 16n * 1024n * 1024n) return fail('ENOMEM', `${fn}: length above 16 MiB`);
+  if ((flags & ~(MOCK_FLAGS_ACCESS_WRITE | MOCK_ACCESS_RW_SLOW_PATH | MOCK_FLAGS_ACCESS_SYZ)) !== 0) return fail('EOPNOTSUPP', `${fn}: flags 0x${flags.toString(16)} outside WRITE|SLOW_PATH|SYZ`);
+  const acc = accessOf(c, u32(a, 'id'));
+  if ('errno' in acc) return fail(acc.errno, acc.why);
+  return unmodelled('IOMMU_TEST_OP_ACCESS_RW (copying through page contents)');
+}
