@@ -90,8 +90,8 @@ export function sys_mmap(k: Kernel, a: MmapArgs, want: bigint | undefined): Step
     const f: FileRef | undefined = a.fd < 0n ? undefined : k.st.fds.get(Number(a.fd));
     if (f === undefined) return fail('EBADF', `mm/mmap.c: fd ${a.fd} is not open and MAP_ANONYMOUS is not set`);
     if (f.kind === 'iommufd') return unmodelled('mmap of an iommufd (mmap cookies)');
-    if (f.kind !== 'memfd') return unmodelled(`mmap of ${f.kind === 'other' ? f.path : 'this file'}`);
-    memfd = f.memfd;
+    if (f.kind === 'memfd') memfd = f.memfd;
+    else if (f.kind !== 'other') return unmodelled(`mmap of a ${f.kind} file`);
   }
   const addr = fixed ? a.addr : want !== undefined && want % page === 0n ? want : chooseMmapAddress(k.st.mm, len, k.st.pageSize);
   if (addr === undefined) return fail('ENOMEM', 'mm/mmap.c get_unmapped_area: no gap fits');

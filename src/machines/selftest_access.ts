@@ -5,7 +5,7 @@
  */
 import type { DomainEvent } from '../events/domain.js';
 import { isFailure } from '../hw/iopt_ops.js';
-import { frameAtVa } from '../hw/pages.js';
+import { frameAtVa, frameOf } from '../hw/pages.js';
 import { fail, member, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 import { accessAttachEvents, accessDetachEvents, accessPinEvents, accessUnpinEvents, testAccessUnmapEvents } from './access.js';
@@ -76,8 +76,7 @@ export function access_pages(c: Call, a: Arg): Step {
     for (const piece of pinned?.type === 'AccessPinned' ? pinned.pieces : []) {
       const p = c.k.st.pages.get(piece.pages)!;
       for (let idx = piece.start; idx <= piece.last; idx++, k++) {
-        const va = (p.kind === 'user' ? p.uptr : 0n) + BigInt(idx) * page;
-        if (p.kind !== 'user' || frameAtVa(c.k.st, start + k * page) !== frameAtVa(c.k.st, va))
+        if (frameOf(c.k.st, p, idx) !== frameAtVa(c.k.st, start + k * page))
           return fail('EBADE', `${fn}: pinned page ${k} is not the user page at 0x${(start + k * page).toString(16)}`);
       }
     }
