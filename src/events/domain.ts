@@ -21,6 +21,8 @@ export type FileRef =
   | { readonly kind: 'iommufd'; readonly ctx: number }
   | { readonly kind: 'memfd'; readonly memfd: number }
   | { readonly kind: 'other'; readonly path: string }
+  /** A VFIO device cdev (`/dev/vfio/devices/vfioN`); its binding to an iommufd is in `State.vfioBinds`. */
+  | { readonly kind: 'vfio_device'; readonly path: string }
   /** The anonymous file of a selftest access (`[iommufd_test_staccess]`); closing it destroys the access. */
   | { readonly kind: 'access'; readonly ctx: number; readonly access: number };
 
@@ -100,12 +102,18 @@ export type DomainEvent =
   | {
     readonly type: 'DeviceBound'; readonly ctx: number; readonly id: number; readonly dev: string; readonly group: string;
     readonly mock: boolean; readonly dirtyCapable: boolean; readonly pasidBits: number;
+    /** A platform device's IOMMU (from the trace header): page sizes, aperture, reserved regions. */
+    readonly pgsizeBitmap: bigint; readonly apertureStart: bigint; readonly apertureLast: bigint;
+    readonly resv: readonly { readonly start: bigint; readonly last: bigint }[];
   }
   /** The selftest object of IOMMU_TEST_OP_MOCK_DOMAIN: mock device `mockDev`, bound as `idev`. */
   | { readonly type: 'SelftestInitialized'; readonly ctx: number; readonly id: number; readonly idev: number; readonly mockDev: number }
   /** `iommufd_hw_pagetable_attach` at `pasid` (0 = IOMMU_NO_PASID), and its undoing. */
   | { readonly type: 'DeviceAttached'; readonly ctx: number; readonly idev: number; readonly pasid: number; readonly hwpt: number }
   | { readonly type: 'DeviceDetached'; readonly ctx: number; readonly idev: number; readonly pasid: number }
+  /** VFIO_DEVICE_BIND_IOMMUFD succeeded on device fd `fd`: it is device object `idev` of context `ctx`. */
+  | { readonly type: 'VfioDeviceBound'; readonly fd: number; readonly ctx: number; readonly idev: number }
+  | { readonly type: 'VfioDeviceUnbound'; readonly fd: number }
   /** `iommufd_access_create` (an emulated device's access to an IOAS). */
   | { readonly type: 'AccessInitialized'; readonly ctx: number; readonly id: number; readonly needsPinPages: boolean }
   /** `iopt_add_access` / `iopt_remove_access`, with the IOAS alignment that results. */
@@ -155,6 +163,7 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
   ReservedAdded: ['start', 'last'],
   ReservedRemoved: ['start', 'last'],
   DomainAllocated: ['pgsizeBitmap', 'apertureStart', 'apertureLast'],
+  DeviceBound: ['pgsizeBitmap', 'apertureStart', 'apertureLast'],
   DomainMapped: ['iova', 'last', 'phys'],
   DomainUnmapped: ['iova', 'last'],
   IoptDomainAdded: ['iovaAlignment'],
@@ -167,4 +176,5 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
 /** Event fields holding arrays of {start, last} u64 ranges. */
 export const RANGE_LIST_FIELDS: Readonly<Partial<Record<EventType, readonly string[]>>> = {
   AllowedIovasSet: ['ranges'],
+  DeviceBound: ['resv'],
 };

@@ -57,6 +57,13 @@ export function iopt_alloc_iova(i: Iopt, addr: bigint, length: bigint, pageSize:
   };
 }
 
+/** Why an IOVA range is reserved, from its owner. */
+export function describeOwner(owner: string): string {
+  if (owner.startsWith('domain:')) return `outside the aperture of IOMMU domain ${owner.slice(7)}: the IOMMU cannot translate those addresses`;
+  if (owner.startsWith('dev:')) return `a reserved region (e.g. the MSI window) of device ${owner.slice(4)}`;
+  return 'reserved with IOMMU_TEST_OP_ADD_RESERVED';
+}
+
 /** `iopt_check_iova`: a FIXED_IOVA placement. Allowed ranges do not restrict it. */
 export function iopt_check_iova(i: Iopt, iova: bigint, length: bigint): IovaResult {
   const fn = 'io_pagetable.c iopt_check_iova';
@@ -65,7 +72,7 @@ export function iopt_check_iova(i: Iopt, iova: bigint, length: bigint): IovaResu
   if (last > U64_MAX) return { errno: 'EOVERFLOW', why: `${fn}: IOVA ${hex(iova)} + length ${hex(length)} - 1 overflows` };
   const r = i.reserved.iterFirst(iova, last);
   if (r !== undefined)
-    return { errno: 'EINVAL', why: `${fn}: [${hex(iova)}, ${hex(last)}] intersects the reserved range [${hex(r.start)}, ${hex(r.last)}]${r.value ? ` owned by ${r.value}` : ''}` };
+    return { errno: 'EINVAL', why: `${fn}: [${hex(iova)}, ${hex(last)}] intersects the reserved range [${hex(r.start)}, ${hex(r.last)}] (${describeOwner(r.value)})` };
   const a = areaIterFirst(i, iova, last);
   if (a !== undefined) return { errno: 'EEXIST', why: `${fn}: [${hex(iova)}, ${hex(last)}] overlaps area ${describeArea(a)}` };
   return { iova };

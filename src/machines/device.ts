@@ -10,7 +10,7 @@
  * it is destroyed on the spot.
  */
 import type { DomainEvent } from '../events/domain.js';
-import { isFailure, type Failure } from '../hw/iopt_ops.js';
+import { iopt_reserve_iova, isFailure, type Failure } from '../hw/iopt_ops.js';
 import { groupAttachment, type HwptData } from '../projections/devices.js';
 import type { IdAllocator } from '../projections/ids.js';
 import type { IommufdCtx, KObject, State } from '../projections/state.js';
@@ -44,8 +44,19 @@ export function attachEvents(st: State, ctx: IommufdCtx, idev: KObject, pasid: n
     if (d.mock && dirtyOps && !d.dirtyCapable)
       return { errno: 'EINVAL', why: 'selftest.c mock_domain_attach_dev: a dirty-tracking domain on a MOCK_FLAGS_DEVICE_NO_DIRTY device' };
   }
+  const resv: DomainEvent[] = [];
+  if (pasid === IOMMU_NO_PASID && d.resv.length > 0) {
+    // iopt_table_enforce_dev_resv_regions: the device's reserved regions enter the IOAS it now translates through.
+    const i = ctx.objects.get(h.hwpt.ioas)!.ioas!.iopt;
+    for (const r of d.resv) {
+      const bad = iopt_reserve_iova(i, r.start, r.last);
+      if (bad) return { errno: bad.errno, why: `io_pagetable.c iopt_table_enforce_dev_resv_regions: the device's reserved region: ${bad.why}` };
+      resv.push({ type: 'ReservedAdded', ctx: ctx.id, ioas: h.hwpt.ioas, start: r.start, last: r.last, owner: `dev:${idev.id}` });
+    }
+  }
   void st;
   return [
+    ...resv,
     { type: 'DeviceAttached', ctx: ctx.id, idev: idev.id, pasid, hwpt: h.id },
     { type: 'ObjectRefTaken', ctx: ctx.id, id: h.id, by: idev.id },
     { type: 'ObjectRefTaken', ctx: ctx.id, id: idev.id, by: 0 },
@@ -57,7 +68,13 @@ export function detachEvents(st: State, ctx: IommufdCtx, idev: KObject, pasid: n
   const hwptId = idev.idev!.attached.get(pasid);
   if (hwptId === undefined) return [];
   const hwpt = ctx.objects.get(hwptId)!;
+  const i = ctx.objects.get(hwpt.hwpt!.ioas)?.ioas?.iopt;
+  const owner = `dev:${idev.id}`;
+  const resv: DomainEvent[] = [];
+  if (pasid === IOMMU_NO_PASID && i !== undefined)
+    for (const n of i.reserved.inOrder()) if (n.value === owner) resv.push({ type: 'ReservedRemoved', ctx: ctx.id, ioas: hwpt.hwpt!.ioas, start: n.start, last: n.last, owner });
   const events: DomainEvent[] = [
+    ...resv,
     { type: 'DeviceDetached', ctx: ctx.id, idev: idev.id, pasid },
     { type: 'ObjectRefDropped', ctx: ctx.id, id: hwptId, by: idev.id },
     { type: 'ObjectRefDropped', ctx: ctx.id, id: idev.id, by: 0 },

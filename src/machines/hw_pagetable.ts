@@ -67,17 +67,21 @@ export function hwptPagingAllocEvents(
     return { errno: 'EOPNOTSUPP', why: `${fn}: DIRTY_TRACKING on a device that cannot track dirty pages` };
   if ((r.flags & HWPT_FAULT_ID_VALID) !== 0 && (r.flags & HWPT_ALLOC_NEST_PARENT) !== 0)
     return { errno: 'EOPNOTSUPP', why: `${fn}: FAULT_ID_VALID with NEST_PARENT` };
-  if (!idev.idev!.mock) return { errno: 'EOPNOTSUPP', why: 'paging domains of platform IOMMU drivers are not modelled yet' };
-  const params = mockDomain(st, idev, r);
+  const d = idev.idev!;
+  let params: { pgsizeBitmap: bigint; apertureStart: bigint; apertureLast: bigint } | Failure;
+  if (d.mock) params = mockDomain(st, idev, r);
+  else if (r.dataType !== HWPT_DATA_NONE) params = { errno: 'EOPNOTSUPP', why: `${fn}: driver data (type ${r.dataType}) for a platform IOMMU is not modelled` };
+  else params = { pgsizeBitmap: d.pgsizeBitmap, apertureStart: d.apertureStart, apertureLast: d.apertureLast };
   if (isFailure(params)) return params;
+  const driver = d.mock ? 'mock' as const : 'platform' as const;
   const domain: HwDomain = {
-    id: st.nextDomain, kind: 'paging', driver: 'mock', ...params, dirtyOps: (r.flags & HWPT_ALLOC_DIRTY_TRACKING) !== 0,
+    id: st.nextDomain, kind: 'paging', driver, ...params, dirtyOps: (r.flags & HWPT_ALLOC_DIRTY_TRACKING) !== 0,
     dirtyTracking: false, map: new IntervalTree(),
   };
   const events: DomainEvent[] = [
     { type: 'ObjectAllocated', ctx: ctx.id, id, kind: 'HWPT_PAGING' },
     { type: 'ObjectRefTaken', ctx: ctx.id, id: ioas.id, by: id },
-    { type: 'DomainAllocated', domain: domain.id, kind: 'paging', driver: 'mock', pgsizeBitmap: domain.pgsizeBitmap, apertureStart: domain.apertureStart, apertureLast: domain.apertureLast, dirtyOps: domain.dirtyOps, ctx: ctx.id, hwpt: id },
+    { type: 'DomainAllocated', domain: domain.id, kind: 'paging', driver, pgsizeBitmap: domain.pgsizeBitmap, apertureStart: domain.apertureStart, apertureLast: domain.apertureLast, dirtyOps: domain.dirtyOps, ctx: ctx.id, hwpt: id },
     { type: 'HwptInitialized', ctx: ctx.id, id, ioas: ioas.id, domain: domain.id, auto, nestParent: (r.flags & HWPT_ALLOC_NEST_PARENT) !== 0, pasidCompat: (r.flags & HWPT_ALLOC_PASID) !== 0 },
   ];
   if (attachPasid !== undefined) {

@@ -12,6 +12,7 @@ import { cloneState, evolve, type State } from '../projections/state.js';
 import { fail, succeed, unmodelled, type Kernel, type Step } from './ioctl.js';
 import { releaseEvents } from './destroy.js';
 import { accessReleaseEvents } from './access.js';
+import { vfioDeviceCloseEvents } from './vfio_device.js';
 
 const M = FLAG_SETS.mmap;
 const FD_MIN = 3;
@@ -36,7 +37,12 @@ export function sys_open(k: Kernel, path: string, want: bigint | undefined): Ste
         { type: 'FdInstalled', fd, file: { kind: 'iommufd', ctx } },
       ], BigInt(fd));
   }
-  if (path.startsWith('/dev/vfio/')) return unmodelled(`open of ${path} (VFIO groups, devices and the type1 container)`);
+  if (path.startsWith('/dev/vfio/devices/')) {
+    if (k.header.devices.find((d) => d.path === path) === undefined)
+      return fail('ENOENT', `open ${path}: the trace header declares no such VFIO device`);
+    return succeed(`vfio_main.c vfio_device_fops_cdev_open: ${path}`, undefined, [{ type: 'FdInstalled', fd, file: { kind: 'vfio_device', path } }], BigInt(fd));
+  }
+  if (path.startsWith('/dev/vfio/')) return unmodelled(`open of ${path} (VFIO groups and the type1 container)`);
   return succeed(`open ${path}: not an IOMMU file; modelled as an ordinary file`, undefined,
     [{ type: 'FdInstalled', fd, file: { kind: 'other', path } }], BigInt(fd));
 }
@@ -57,11 +63,20 @@ export function sys_close(k: Kernel, fd: number): Step {
   const f = k.st.fds.get(fd);
   if (f === undefined) return fail('EBADF', `close: fd ${fd} is not open`);
   const events: DomainEvent[] = [{ type: 'FdClosed', fd }];
-  if (f.kind !== 'access' && f.kind !== 'iommufd') return succeed(`close fd ${fd}`, undefined, events);
-  const ctx = k.st.ctxs.get(f.ctx)!;
-  const what = f.kind === 'access' ? `selftest.c iommufd_test_staccess_release: access ${f.access} destroyed` : `close of iommufd context ${ctx.id}`;
-  if (f.kind === 'access') events.push(...accessReleaseEvents(k.st, ctx, ctx.objects.get(f.access)!));
-  else events.push({ type: 'CtxRefDropped', ctx: ctx.id });
+  const bind = f.kind === 'vfio_device' ? k.st.vfioBinds.get(fd) : undefined;
+  if (f.kind !== 'access' && f.kind !== 'iommufd' && bind === undefined) return succeed(`close fd ${fd}`, undefined, events);
+  const ctx = k.st.ctxs.get(f.kind === 'access' || f.kind === 'iommufd' ? f.ctx : bind!.ctx)!;
+  let what: string;
+  if (f.kind === 'access') {
+    what = `selftest.c iommufd_test_staccess_release: access ${f.access} destroyed`;
+    events.push(...accessReleaseEvents(k.st, ctx, ctx.objects.get(f.access)!));
+  } else if (f.kind === 'iommufd') {
+    what = `close of iommufd context ${ctx.id}`;
+    events.push({ type: 'CtxRefDropped', ctx: ctx.id });
+  } else {
+    what = `vfio close of a bound device: detached and unbound (device ${bind!.idev})`;
+    events.push(...vfioDeviceCloseEvents(k, fd));
+  }
   if (ctx.fileRefs > 1)
     return succeed(`${what}; ${ctx.fileRefs - 1} other reference(s) keep context ${ctx.id} open`, undefined, events);
   const rel = releaseAfter(k.st, ctx.id, events);

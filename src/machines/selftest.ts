@@ -92,7 +92,8 @@ function mock_domain(c: Call, a: Arg): Step {
     { type: 'ObjectAllocated', ctx, id: stdev, kind: 'SELFTEST' },
     { type: 'ObjectAllocated', ctx, id: idevId, kind: 'DEVICE' },
     { type: 'DeviceBound', ctx, id: idevId, dev: `mock:${mockDev}`, group: `mock:${mockDev}`, mock: true,
-      dirtyCapable: (devFlags & MOCK_FLAGS_DEVICE_NO_DIRTY) === 0, pasidBits: (devFlags & MOCK_FLAGS_DEVICE_PASID) ? 20 : 0 },
+      dirtyCapable: (devFlags & MOCK_FLAGS_DEVICE_NO_DIRTY) === 0, pasidBits: (devFlags & MOCK_FLAGS_DEVICE_PASID) ? 20 : 0,
+      pgsizeBitmap: 0n, apertureStart: 0n, apertureLast: 0n, resv: [] },
     { type: 'ObjectRefTaken', ctx, id: idevId, by: 0 },
     { type: 'ObjectFinalized', ctx, id: idevId },
   ];

@@ -23,6 +23,11 @@ export interface IdevData {
   readonly attached: Map<number, number>;
   /** The mock device's cache words (IOMMU_TEST_DEV_CACHE_DEFAULT until a vIOMMU invalidates them). */
   readonly cache: number[];
+  /** A platform device's IOMMU: what its paging domains look like, and its reserved regions. */
+  readonly pgsizeBitmap: bigint;
+  readonly apertureStart: bigint;
+  readonly apertureLast: bigint;
+  readonly resv: readonly { readonly start: bigint; readonly last: bigint }[];
 }
 export const IOMMU_TEST_DEV_CACHE_DEFAULT = 0xbaddad;
 export interface StdevData {
@@ -51,6 +56,7 @@ export function devicesEvolve(c: IommufdCtx, ev: DeviceEvent): void {
       obj(c, ev.id).idev = {
         dev: ev.dev, group: ev.group, mock: ev.mock, dirtyCapable: ev.dirtyCapable, pasidBits: ev.pasidBits, attached: new Map(),
         cache: ev.mock ? [IOMMU_TEST_DEV_CACHE_DEFAULT, IOMMU_TEST_DEV_CACHE_DEFAULT, IOMMU_TEST_DEV_CACHE_DEFAULT, IOMMU_TEST_DEV_CACHE_DEFAULT] : [],
+        pgsizeBitmap: ev.pgsizeBitmap, apertureStart: ev.apertureStart, apertureLast: ev.apertureLast, resv: ev.resv,
       };
       return;
     case 'SelftestInitialized':

@@ -52,6 +52,7 @@ export function viewState(s: State) {
     })),
     nextDomain: s.nextDomain,
     nextMockDev: s.nextMockDev,
+    vfioBinds: byKey(s.vfioBinds).map(([fd, b]) => ({ fd, ...b })),
     nextPages: s.nextPages,
     nextArea: s.nextArea,
     testMemoryLimit: s.testMemoryLimit,

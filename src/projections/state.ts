@@ -68,12 +68,14 @@ export interface State {
   nextDomain: number;
   nextMockDev: number;
   readonly accounting: Accounting;
+  /** VFIO device cdev fds bound to an iommufd: fd → the context and DEVICE object (drivers/vfio/device_cdev.c). */
+  readonly vfioBinds: Map<number, { readonly ctx: number; readonly idev: number }>;
 }
 
 export const initialState = (): State => ({
   pageSize: 4096, memory: 'explicit', fds: new Map(), ctxs: new Map(), nextCtx: 1, nextMemfd: 1, mm: emptyMm(),
   pages: new Map(), nextPages: 1, nextArea: 1, testMemoryLimit: 65536, domains: new Map(), nextDomain: 1, nextMockDev: 1,
-  accounting: emptyAccounting(),
+  accounting: emptyAccounting(), vfioBinds: new Map(),
 });
 
 function ioptOf(s: State, ctx: number, id: number): Iopt {
@@ -178,6 +180,13 @@ export function evolve(s: State, ev: DomainEvent): State {
       return s;
     case 'AreaAccessPrevented':
       accessEvolve(s, ctxOf(s, ev.ctx), ev);
+      return s;
+    case 'VfioDeviceBound':
+      if (s.vfioBinds.has(ev.fd)) throw new ProjectionError(`device fd ${ev.fd} is already bound`);
+      s.vfioBinds.set(ev.fd, { ctx: ev.ctx, idev: ev.idev });
+      return s;
+    case 'VfioDeviceUnbound':
+      if (!s.vfioBinds.delete(ev.fd)) throw new ProjectionError(`device fd ${ev.fd} is not bound`);
       return s;
     case 'AccountModeSet':
       ctxOf(s, ev.ctx).accountMode = ev.mode;
@@ -296,5 +305,5 @@ export function cloneState(s: State): State {
   }
   const pages = new Map([...s.pages].map(([k, p]) => [k, clonePages(p)]));
   const domains = new Map([...s.domains].map(([k, d]) => [k, cloneDomain(d)]));
-  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages, domains, accounting: { ...s.accounting } };
+  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages, domains, accounting: { ...s.accounting }, vfioBinds: new Map(s.vfioBinds) };
 }

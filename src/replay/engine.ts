@@ -18,6 +18,7 @@ import { commandFor } from '../events/uapi.js';
 import { isVar, ok } from '../events/values.js';
 import { runToCompletion, type Done, type Kernel, type Outcome, type Step } from '../machines/ioctl.js';
 import { iommufd_fops_ioctl, type IoctlInput } from '../machines/main.js';
+import { vfio_device_ioctl } from '../machines/vfio_device.js';
 import * as sys from '../machines/process.js';
 import { evolve, initialState, ProjectionError, type State } from '../projections/state.js';
 import { compareOut, fmt } from './compare.js';
@@ -211,11 +212,13 @@ export class Replayer implements Kernel {
     if (fd === undefined) return undefined;
     const f = this.st.fds.get(fd);
     if (f === undefined) return fail('EBADF', `ioctl: fd ${fd} is not open`);
-    if (f.kind !== 'iommufd') return fail('ENOTTY', `ioctl: fd ${fd} is ${f.kind === 'memfd' ? 'a memfd' : f.kind === 'access' ? 'a selftest access' : f.path}, which has no ioctls`);
+    if (f.kind !== 'iommufd' && f.kind !== 'vfio_device')
+      return fail('ENOTTY', `ioctl: fd ${fd} is ${f.kind === 'memfd' ? 'a memfd' : f.kind === 'access' ? 'a selftest access' : f.path}, which has no ioctls`);
+    const family = f.kind === 'iommufd' ? 'iommufd' : 'vfio_device';
     let arg = ev.arg;
     if (ev.cmd.def === undefined) {
       // A numeric command: decode arg and out now that the fd says which command the number means.
-      const def = commandFor(ev.cmd.value, 'iommufd');
+      const def = commandFor(ev.cmd.value, family);
       const d = decodeIoctlArg(def, arg.k === "raw" ? arg.v : null);
       const o = def === undefined ? ok(undefined) : decodeIoctlOut(def, ev.out);
       const bad = !d.ok ? d.problem : !o.ok ? o.problem : undefined;
@@ -244,6 +247,7 @@ export class Replayer implements Kernel {
         break;
       }
     }
+    if (f.kind === 'vfio_device') return vfio_device_ioctl(this, fd, f.path, ev.cmd.value, input);
     const ctx = this.st.ctxs.get(f.ctx)!;
     return iommufd_fops_ioctl({ k: this, ctx }, ev.cmd.value, input);
   }
