@@ -60,3 +60,40 @@ export async function writeObjectChurn(path: string, events: number, seed = 1): 
   }
   await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
 }
+
+/**
+ * A map/unmap churn of `events` calls on one IOAS with a mock domain attached (so every map pins and maps into the
+ * domain), growing to `live` areas and then holding there: automatic IOVAs, bound to `$variables` so the trace does
+ * not depend on the allocator, unmapped in random order.
+ */
+export async function writeMapChurn(path: string, events: number, live: number, seed = 2): Promise<void> {
+  const out = createWriteStream(path);
+  let pending = false;
+  const write = (o: object): void => { if (!out.write(`${JSON.stringify(o)}\n`)) pending = true; };
+  const r = rng(seed);
+  write({ iotrail: 1, page_size: 4096, iommufd_test: true, memory: 'implicit', source: `bench: map/unmap churn, ${events} events, ${live} live areas, seed ${seed}` });
+  write({ op: 'open', path: '/dev/iommu', ret: 3 });
+  write({ op: 'ioctl', fd: 3, cmd: 'IOMMU_IOAS_ALLOC', arg: {}, ret: 0, out: { out_ioas_id: 1 } });
+  write({ op: 'ioctl', fd: 3, cmd: 'IOMMU_TEST_CMD', arg: { op: 'IOMMU_TEST_OP_MOCK_DOMAIN', id: 1, mock_domain: {} }, ret: 0 });
+  const alive: number[] = [];
+  let n = 0;
+  for (let i = 3; i < events; i++) {
+    const grow = alive.length < live && (alive.length === 0 || r() < 0.6);
+    if (grow) {
+      const va = 0x7f0000000000 + Math.floor(r() * 16384) * 4096;
+      write({ op: 'ioctl', fd: 3, cmd: 'IOMMU_IOAS_MAP', arg: { flags: 6, ioas_id: 1, user_va: `0x${va.toString(16)}`, length: 4096 }, ret: 0, out: { iova: `$a${n}` } });
+      alive.push(n++);
+    } else {
+      const k = Math.floor(r() * alive.length);
+      const id = alive[k]!;
+      alive[k] = alive[alive.length - 1]!;
+      alive.pop();
+      write({ op: 'ioctl', fd: 3, cmd: 'IOMMU_IOAS_UNMAP', arg: { ioas_id: 1, iova: `$a${id}`, length: 4096 }, ret: 0, out: { length: 4096 } });
+    }
+    if (pending) {
+      pending = false;
+      await new Promise<void>((res) => out.once('drain', () => res()));
+    }
+  }
+  await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
+}

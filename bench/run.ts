@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { readLineBatches } from '../src/events/reader.js';
 import { replayFile } from '../src/cli/replay_file.js';
-import { writeObjectChurn } from './gen.js';
+import { writeMapChurn, writeObjectChurn } from './gen.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
@@ -51,8 +51,13 @@ async function main(): Promise<number> {
   try {
     const churn = join(dir, 'object-churn.jsonl');
     await writeObjectChurn(churn, Number(process.env.BENCH_EVENTS ?? 1_000_000));
-    const ok = await benchTrace('object churn (IOAS alloc/destroy, options, ranges)', churn, 1.5);
-    return ok ? 0 : 1;
+
+    const events = Number(process.env.BENCH_EVENTS ?? 1_000_000);
+    const ok1 = await benchTrace('object churn (IOAS alloc/destroy, options, ranges)', churn, 1.5);
+    const maps = join(dir, 'map-churn.jsonl');
+    await writeMapChurn(maps, events, Number(process.env.BENCH_LIVE ?? 100_000));
+    const ok2 = await benchTrace('map/unmap churn (auto IOVA, mock domain, up to 100,000 live areas)', maps, 2);
+    return ok1 && ok2 ? 0 : 1;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
