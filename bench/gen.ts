@@ -22,7 +22,7 @@ export async function writeObjectChurn(path: string, events: number, seed = 1): 
   const write = (o: object): void => { if (!out.write(`${JSON.stringify(o)}\n`)) pending = true; };
   let pending = false;
   const r = rng(seed);
-  write({ iotrail: 1, page_size: 4096, iommufd_test: true, source: `bench: object churn, ${events} events, seed ${seed}` });
+  write({ iotrail: 1, page_size: 4096, iommufd_test: true, memory: 'implicit', source: `bench: object churn, ${events} events, seed ${seed}` });
   write({ op: 'open', path: '/dev/iommu', flags: ['O_RDWR'], ret: 3 });
   const live: number[] = [];
   const free: number[] = [];
@@ -49,7 +49,7 @@ export async function writeObjectChurn(path: string, events: number, seed = 1): 
       write({ op: 'ioctl', fd: 3, cmd: 'IOMMU_OPTION', arg: { option_id: 'IOMMU_OPTION_HUGE_PAGES', op: 'IOMMU_OPTION_OP_GET', object_id: id }, ret: 0, out: { val64: 1 } });
     } else if (p < 0.9 && live.length > 0) {
       const id = live[Math.floor(r() * live.length)]!;
-      write({ op: 'ioctl', fd: 3, cmd: 'IOMMU_IOAS_IOVA_RANGES', arg: { ioas_id: id, num_iovas: 1 }, ret: 0, out: { num_iovas: 1, out_iova_alignment: 1 } });
+      write({ op: 'ioctl', fd: 3, cmd: 'IOMMU_IOAS_IOVA_RANGES', arg: { ioas_id: id, num_iovas: 1, allowed_iovas: '0x7f0000000000' }, ret: 0, out: { num_iovas: 1, out_iova_alignment: 1 } });
     } else {
       write({ op: 'ioctl', fd: 3, cmd: 'IOMMU_OPTION', arg: { option_id: 'IOMMU_OPTION_RLIMIT_MODE', op: 'IOMMU_OPTION_OP_GET' }, ret: 0, out: { val64: 0 } });
     }

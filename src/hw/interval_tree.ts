@@ -39,6 +39,15 @@ class Node<T, K extends IntervalKey> implements IntervalNode<T, K> {
   height = 1;
   /** `__subtree_last`: max `last` over this subtree. */
   subtreeLast: K;
+  /** The node holding `subtreeLast`. */
+  lastNode: Node<T, K>;
+  /** The smallest start in this subtree (its leftmost node's). */
+  minStart: K;
+  /**
+   * Whether the union of this subtree's intervals may have a hole between its first start and its last byte: exact
+   * for disjoint intervals, an over-estimate where earlier intervals overlap later ones (safe for skipping).
+   */
+  gapInside = false;
   constructor(
     readonly start: K,
     readonly last: K,
@@ -47,7 +56,14 @@ class Node<T, K extends IntervalKey> implements IntervalNode<T, K> {
     public owner: IntervalTree<T, K> | null,
   ) {
     this.subtreeLast = last;
+    this.lastNode = this;
+    this.minStart = start;
   }
+}
+
+/** Whether `b` starts after a hole following a span that ends at `a` (no +1 that could wrap). */
+function gapBetween<K extends IntervalKey>(a: K, b: K): boolean {
+  return b > a && (typeof b === 'bigint' ? b - (a as bigint) > 1n : (b as number) - (a as number) > 1);
 }
 
 function h<T, K extends IntervalKey>(n: Node<T, K> | null): number {
@@ -60,9 +76,43 @@ function pull<T, K extends IntervalKey>(n: Node<T, K>): void {
   const r = n.right;
   n.height = 1 + Math.max(h(l), h(r));
   let m = n.last;
-  if (l !== null && l.subtreeLast > m) m = l.subtreeLast;
-  if (r !== null && r.subtreeLast > m) m = r.subtreeLast;
+  let mn: Node<T, K> = n;
+  if (l !== null && l.subtreeLast > m) { m = l.subtreeLast; mn = l.lastNode; }
+  if (r !== null && r.subtreeLast > m) { m = r.subtreeLast; mn = r.lastNode; }
   n.subtreeLast = m;
+  n.lastNode = mn;
+  n.minStart = l !== null ? l.minStart : n.start;
+  let gap = false;
+  let cover = n.last;
+  if (l !== null) {
+    gap = l.gapInside || gapBetween(l.subtreeLast, n.start);
+    if (l.subtreeLast > cover) cover = l.subtreeLast;
+  }
+  if (r !== null) gap = gap || r.gapInside || gapBetween(cover, r.minStart);
+  n.gapInside = gap;
+}
+
+/**
+ * Walks `s` in order from a running `cover` (the highest last so far), skipping every subtree that continues the
+ * span without a hole; stops at the first node that starts after a hole.
+ */
+function spanThrough<T, K extends IntervalKey>(s: Node<T, K>, st: { cover: Node<T, K> }): Node<T, K> | undefined {
+  if (gapBetween(st.cover.last, s.minStart)) {
+    let x = s;
+    while (x.left !== null) x = x.left;
+    return x;
+  }
+  if (!s.gapInside) {
+    if (s.subtreeLast > st.cover.last) st.cover = s.lastNode;
+    return undefined;
+  }
+  if (s.left !== null) {
+    const f = spanThrough(s.left, st);
+    if (f !== undefined) return f;
+  }
+  if (gapBetween(st.cover.last, s.start)) return s;
+  if (s.last > st.cover.last) st.cover = s;
+  return s.right === null ? undefined : spanThrough(s.right, st);
 }
 
 /** Strict (start, id) order. */
@@ -215,6 +265,34 @@ export class IntervalTree<T, K extends IntervalKey = bigint> {
       // Nodes to the right all start later; once past `last` nothing can intersect.
       if (last < node.start) return undefined;
       if (start <= node.last) return node;
+    }
+  }
+
+  /**
+   * The used span that begins with `handle`: `end` is the node with the greatest `last` among the nodes that overlap
+   * or touch one another from `handle` on (in (start, id) order), `next` the first node after them that starts after
+   * a hole (undefined if none). This is `interval_tree_span_iter_next_gap` without walking the span node by node:
+   * subtrees that cannot hold a hole are skipped, so it is O(log n) where the walk would be O(span).
+   */
+  spanFrom(handle: IntervalNode<T, K>): { end: IntervalNode<T, K>; next: IntervalNode<T, K> | undefined } {
+    let x = this.own(handle);
+    const st = { cover: x as Node<T, K> };
+    for (;;) {
+      if (x.right !== null) {
+        const f = spanThrough(x.right, st);
+        if (f !== undefined) return { end: st.cover, next: f };
+      }
+      // Up to the first ancestor reached from its left subtree: the next node in order.
+      let prev: Node<T, K>;
+      let p: Node<T, K> | null;
+      do {
+        prev = x;
+        p = x.parent;
+        if (p === null) return { end: st.cover, next: undefined };
+        x = p;
+      } while (x.right === prev);
+      if (gapBetween(st.cover.last, x.start)) return { end: st.cover, next: x };
+      if (x.last > st.cover.last) st.cover = x;
     }
   }
 

@@ -75,18 +75,11 @@ export class SpanIterator<K extends IntervalKey = bigint> {
    * span; node1 is the first node of the next used span, or undefined.
    */
   private nextGap(): void {
-    let cur = this.node1 as N<K>;
-    let end = cur;
-    let n: N<K> | undefined = cur;
-    do {
-      cur = n;
-      if (cur.last > end.last) end = cur;
-      n = this.tree.iterNext(cur, this.firstIndex, this.lastIndex);
-      // `end.last + 1 == n.start` in the kernel cannot wrap harmfully: when
-      // end.last is the maximum, `end.last >= n.start` already holds.
-    } while (n !== undefined && (end.last >= n.start || inc(end.last) === n.start));
+    // The tree's gap augmentation finds the span's end in O(log n); the kernel walks it node by node. Nodes past
+    // the window's end are outside the walk, as `iterNext` with the window would have it.
+    const { end, next } = this.tree.spanFrom(this.node1 as N<K>);
     this.node0 = end;
-    this.node1 = n;
+    this.node1 = next !== undefined && next.start <= this.lastIndex ? next : undefined;
   }
 
   /** nodes[0], which the state machine guarantees is set where this is called. */
