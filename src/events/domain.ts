@@ -23,6 +23,8 @@ export type FileRef =
   | { readonly kind: 'other'; readonly path: string }
   /** A VFIO device cdev (`/dev/vfio/devices/vfioN`); its binding to an iommufd is in `State.vfioBinds`. */
   | { readonly kind: 'vfio_device'; readonly path: string }
+  /** A VFIO group (`/dev/vfio/N`); its container is in `State.vfioGroups`. */
+  | { readonly kind: 'vfio_group'; readonly group: number }
   /** The anonymous file of a selftest access (`[iommufd_test_staccess]`); closing it destroys the access. */
   | { readonly kind: 'access'; readonly ctx: number; readonly access: number };
 
@@ -114,6 +116,9 @@ export type DomainEvent =
   /** VFIO_DEVICE_BIND_IOMMUFD succeeded on device fd `fd`: it is device object `idev` of context `ctx`. */
   | { readonly type: 'VfioDeviceBound'; readonly fd: number; readonly ctx: number; readonly idev: number }
   | { readonly type: 'VfioDeviceUnbound'; readonly fd: number }
+  /** VFIO_GROUP_SET_CONTAINER with an iommufd (the compat personality) / VFIO_GROUP_UNSET_CONTAINER. */
+  | { readonly type: 'VfioGroupContainerSet'; readonly group: number; readonly ctx: number }
+  | { readonly type: 'VfioGroupContainerUnset'; readonly group: number }
   /** `iommufd_access_create` (an emulated device's access to an IOAS). */
   | { readonly type: 'AccessInitialized'; readonly ctx: number; readonly id: number; readonly needsPinPages: boolean }
   /** `iopt_add_access` / `iopt_remove_access`, with the IOAS alignment that results. */

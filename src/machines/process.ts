@@ -13,6 +13,7 @@ import { fail, succeed, unmodelled, type Kernel, type Step } from './ioctl.js';
 import { releaseEvents } from './destroy.js';
 import { accessReleaseEvents } from './access.js';
 import { vfioDeviceCloseEvents } from './vfio_device.js';
+import { vfioGroupCloseEvents } from './vfio_group.js';
 
 const M = FLAG_SETS.mmap;
 const FD_MIN = 3;
@@ -42,7 +43,14 @@ export function sys_open(k: Kernel, path: string, want: bigint | undefined): Ste
       return fail('ENOENT', `open ${path}: the trace header declares no such VFIO device`);
     return succeed(`vfio_main.c vfio_device_fops_cdev_open: ${path}`, undefined, [{ type: 'FdInstalled', fd, file: { kind: 'vfio_device', path } }], BigInt(fd));
   }
-  if (path.startsWith('/dev/vfio/')) return unmodelled(`open of ${path} (VFIO groups and the type1 container)`);
+  const g = /^\/dev\/vfio\/([0-9]+)$/.exec(path);
+  if (g !== null && k.header.vfio_container === 'iommufd') {
+    const group = Number(g[1]);
+    if (!k.header.devices.some((d) => d.group === group)) return fail('ENOENT', `open ${path}: the trace header declares no device in group ${group}`);
+    for (const f of k.st.fds.values()) if (f.kind === 'vfio_group' && f.group === group) return fail('EBUSY', `group.c vfio_group_fops_open: group ${group} is already open`);
+    return succeed(`group.c vfio_group_fops_open: group ${group}`, undefined, [{ type: 'FdInstalled', fd, file: { kind: 'vfio_group', group } }], BigInt(fd));
+  }
+  if (path.startsWith('/dev/vfio/')) return unmodelled(`open of ${path} (the legacy type1 container and its groups)`);
   return succeed(`open ${path}: not an IOMMU file; modelled as an ordinary file`, undefined,
     [{ type: 'FdInstalled', fd, file: { kind: 'other', path } }], BigInt(fd));
 }
@@ -64,6 +72,14 @@ export function sys_close(k: Kernel, fd: number): Step {
   if (f === undefined) return fail('EBADF', `close: fd ${fd} is not open`);
   const events: DomainEvent[] = [{ type: 'FdClosed', fd }];
   const bind = f.kind === 'vfio_device' ? k.st.vfioBinds.get(fd) : undefined;
+  if (f.kind === 'vfio_group') {
+    const ev = vfioGroupCloseEvents(k, f.group);
+    const ctxId = k.st.vfioGroups.get(f.group);
+    if (ctxId === undefined || k.st.ctxs.get(ctxId)!.fileRefs > 1) return succeed(`group.c vfio_group_fops_release: group ${f.group}`, undefined, [...events, ...ev]);
+    const rel = releaseAfter(k.st, ctxId, [...events, ...ev]);
+    if ('leaked' in rel) return unmodelled(`release of an iommufd whose objects ${rel.leaked.join(', ')} are still referenced`);
+    return succeed(`group.c vfio_group_fops_release: group ${f.group}; it held the last reference on context ${ctxId}`, undefined, [...events, ...ev, ...rel]);
+  }
   if (f.kind !== 'access' && f.kind !== 'iommufd' && bind === undefined) return succeed(`close fd ${fd}`, undefined, events);
   const ctx = k.st.ctxs.get(f.kind === 'access' || f.kind === 'iommufd' ? f.ctx : bind!.ctx)!;
   let what: string;

@@ -46,16 +46,22 @@ function bind(k: Kernel, fd: number, dev: HeaderDevice, input: IoctlInput): Step
     if (b !== undefined && of?.kind === 'vfio_device' && of.path === dev.path)
       return fail('EINVAL', `vfio_main.c vfio_df_open: ${dev.path} is already open through fd ${ofd}`);
   }
-  const ctx = k.st.ctxs.get(f.ctx)!;
-  if (!dev.iommu.msi_isolated) return fail('EPERM', `device.c iommufd_device_bind: ${dev.name}'s IOMMU group lacks MSI isolation (interrupt remapping)`);
+  const b = bindEvents(k, fd, dev, k.st.ctxs.get(f.ctx)!);
+  if (isFailure(b)) return fail(b.errno, b.why);
+  return succeed(`${fn}: ${dev.name} bound to context ${f.ctx} as device ${b.idev}`, respond(a, { out_devid: BigInt(b.idev) }), b.events);
+}
+
+/** `iommufd_device_bind` of a platform device for fd `fd`: the DEVICE object, its references, the binding. */
+export function bindEvents(k: Kernel, fd: number, dev: HeaderDevice, ctx: IommufdCtx): { events: DomainEvent[]; idev: number } | Failure {
+  if (!dev.iommu.msi_isolated) return { errno: 'EPERM', why: `device.c iommufd_device_bind: ${dev.name}'s IOMMU group lacks MSI isolation (interrupt remapping)` };
   const group = `vfio:${dev.group ?? dev.path}`;
   for (const [cid, c] of k.st.ctxs) {
     if (cid === ctx.id) continue;
     for (const o of c.objects.values())
-      if (o.idev?.group === group) return fail('EPERM', `iommu.c iommu_device_claim_dma_owner: IOMMU group ${dev.group} is owned by another iommufd (context ${cid})`);
+      if (o.idev?.group === group) return { errno: 'EPERM', why: `iommu.c iommu_device_claim_dma_owner: IOMMU group ${dev.group} is owned by another iommufd (context ${cid})` };
   }
   const id = ctx.ids.lowestFree();
-  if (id === undefined) return fail('EBUSY', 'main.c _iommufd_object_alloc: no free id');
+  if (id === undefined) return { errno: 'EBUSY', why: 'main.c _iommufd_object_alloc: no free id' };
   const c = ctx.id;
   const events: DomainEvent[] = [
     { type: 'ObjectAllocated', ctx: c, id, kind: 'DEVICE' },
@@ -69,7 +75,7 @@ function bind(k: Kernel, fd: number, dev: HeaderDevice, input: IoctlInput): Step
     { type: 'CtxRefTaken', ctx: c },
     { type: 'VfioDeviceBound', fd, ctx: c, idev: id },
   ];
-  return succeed(`${fn}: ${dev.name} bound to context ${c} as device ${id}`, respond(a, { out_devid: BigInt(id) }), events);
+  return { events, idev: id };
 }
 
 function bound(k: Kernel, fd: number): { ctx: IommufdCtx; idev: KObject } | undefined {

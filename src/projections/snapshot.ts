@@ -53,6 +53,7 @@ export function viewState(s: State) {
     nextDomain: s.nextDomain,
     nextMockDev: s.nextMockDev,
     vfioBinds: byKey(s.vfioBinds).map(([fd, b]) => ({ fd, ...b })),
+    vfioGroups: byKey(s.vfioGroups).map(([group, ctx]) => ({ group, ctx })),
     nextPages: s.nextPages,
     nextArea: s.nextArea,
     testMemoryLimit: s.testMemoryLimit,

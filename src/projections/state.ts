@@ -70,12 +70,14 @@ export interface State {
   readonly accounting: Accounting;
   /** VFIO device cdev fds bound to an iommufd: fd → the context and DEVICE object (drivers/vfio/device_cdev.c). */
   readonly vfioBinds: Map<number, { readonly ctx: number; readonly idev: number }>;
+  /** VFIO groups set to an iommufd container: group number → context. */
+  readonly vfioGroups: Map<number, number>;
 }
 
 export const initialState = (): State => ({
   pageSize: 4096, memory: 'explicit', fds: new Map(), ctxs: new Map(), nextCtx: 1, nextMemfd: 1, mm: emptyMm(),
   pages: new Map(), nextPages: 1, nextArea: 1, testMemoryLimit: 65536, domains: new Map(), nextDomain: 1, nextMockDev: 1,
-  accounting: emptyAccounting(), vfioBinds: new Map(),
+  accounting: emptyAccounting(), vfioBinds: new Map(), vfioGroups: new Map(),
 });
 
 function ioptOf(s: State, ctx: number, id: number): Iopt {
@@ -187,6 +189,13 @@ export function evolve(s: State, ev: DomainEvent): State {
       return s;
     case 'VfioDeviceUnbound':
       if (!s.vfioBinds.delete(ev.fd)) throw new ProjectionError(`device fd ${ev.fd} is not bound`);
+      return s;
+    case 'VfioGroupContainerSet':
+      if (s.vfioGroups.has(ev.group)) throw new ProjectionError(`group ${ev.group} already has a container`);
+      s.vfioGroups.set(ev.group, ev.ctx);
+      return s;
+    case 'VfioGroupContainerUnset':
+      if (!s.vfioGroups.delete(ev.group)) throw new ProjectionError(`group ${ev.group} has no container`);
       return s;
     case 'AccountModeSet':
       ctxOf(s, ev.ctx).accountMode = ev.mode;
@@ -305,5 +314,5 @@ export function cloneState(s: State): State {
   }
   const pages = new Map([...s.pages].map(([k, p]) => [k, clonePages(p)]));
   const domains = new Map([...s.domains].map(([k, d]) => [k, cloneDomain(d)]));
-  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages, domains, accounting: { ...s.accounting }, vfioBinds: new Map(s.vfioBinds) };
+  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages, domains, accounting: { ...s.accounting }, vfioBinds: new Map(s.vfioBinds), vfioGroups: new Map(s.vfioGroups) };
 }

@@ -19,6 +19,7 @@ import { isVar, ok } from '../events/values.js';
 import { runToCompletion, type Done, type Kernel, type Outcome, type Step } from '../machines/ioctl.js';
 import { iommufd_fops_ioctl, type IoctlInput } from '../machines/main.js';
 import { vfio_device_ioctl } from '../machines/vfio_device.js';
+import { vfio_group_ioctl } from '../machines/vfio_group.js';
 import * as sys from '../machines/process.js';
 import { evolve, initialState, ProjectionError, type State } from '../projections/state.js';
 import { compareOut, fmt } from './compare.js';
@@ -212,9 +213,9 @@ export class Replayer implements Kernel {
     if (fd === undefined) return undefined;
     const f = this.st.fds.get(fd);
     if (f === undefined) return fail('EBADF', `ioctl: fd ${fd} is not open`);
-    if (f.kind !== 'iommufd' && f.kind !== 'vfio_device')
+    if (f.kind !== 'iommufd' && f.kind !== 'vfio_device' && f.kind !== 'vfio_group')
       return fail('ENOTTY', `ioctl: fd ${fd} is ${f.kind === 'memfd' ? 'a memfd' : f.kind === 'access' ? 'a selftest access' : f.path}, which has no ioctls`);
-    const family = f.kind === 'iommufd' ? 'iommufd' : 'vfio_device';
+    const family = f.kind === 'iommufd' ? 'iommufd' : f.kind;
     let arg = ev.arg;
     if (ev.cmd.def === undefined) {
       // A numeric command: decode arg and out now that the fd says which command the number means.
@@ -248,6 +249,7 @@ export class Replayer implements Kernel {
       }
     }
     if (f.kind === 'vfio_device') return vfio_device_ioctl(this, fd, f.path, ev.cmd.value, input);
+    if (f.kind === 'vfio_group') return vfio_group_ioctl(this, f.group, ev.cmd.value, input, this.wanted(ev));
     const ctx = this.st.ctxs.get(f.ctx)!;
     return iommufd_fops_ioctl({ k: this, ctx }, ev.cmd.value, input);
   }
