@@ -9,7 +9,7 @@
 import type { DomainEvent } from '../events/domain.js';
 import type { HeaderDevice } from '../events/header.js';
 import { COMMAND_BY_NAME, commandFor } from '../events/uapi.js';
-import { isFailure } from '../hw/iopt_ops.js';
+import { isFailure, type Failure } from '../hw/iopt_ops.js';
 import { fail, respond, succeed, u32, unmodelled, type Call, type Kernel, type Step } from './ioctl.js';
 import { attachPt, detachEvents, IOMMU_NO_PASID, replacePt, unbindEvents } from './device.js';
 import type { IoctlInput } from './main.js';
