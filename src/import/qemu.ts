@@ -14,6 +14,7 @@ import type { ListenerSlot, Slot, Where } from './qemu-slots.js';
 import { errnoName } from '../events/errno.js';
 import { jsonInt } from '../events/values.js';
 import { errnoFromText } from './values.js';
+import { withPrologue } from './prologue.js';
 import type { Json, JsonObject } from './values.js';
 
 export type UnusedKind = 'not-an-ioctl' | 'unparseable' | 'unconvertible';
@@ -333,7 +334,10 @@ export class QemuImporter implements Ctx {
     }
     unused.sort((a, b) => a.line - b.line);
     const count = (k: UnusedKind): number => unused.filter((u) => u.kind === k).length;
-    const synthesized = this.synthesized + (container ? 1 : 0);
+    const declared = (this.opts.header?.devices ?? []) as JsonObject[];
+    const pro = backend === 'iommufd' ? withPrologue(events, Array.isArray(declared) ? declared : []) : { events, added: 0 };
+    events.splice(0, events.length, ...pro.events);
+    const synthesized = this.synthesized + (container ? 1 : 0) + pro.added;
     const stats: ImportStats = {
       lines: this.lines, blank: this.blank, used: this.lines - this.blank - unused.length, events: events.length, synthesized,
       notAnIoctl: count('not-an-ioctl'), unparseable: count('unparseable'), unconvertible: count('unconvertible'), backend,
