@@ -18,6 +18,8 @@ export const REPLAY_USAGE = `usage: iotrail replay FILE|DIR... [--json] [--stop]
   --json       print a machine-readable report on stdout (every divergence)
   --stop       stop at the first divergence
   --max-divergences N  print at most N divergences per trace (default 20; 0 for all)
+  --explain    also print, for every call that failed, the check that decided it
+  --explain-all        the same for every call
   --log PATH   write the model's event log (JSONL); with several traces PATH is a directory
   --workers N  replay up to N traces at once (default: the number of cores, for more than one trace)`;
 
@@ -63,11 +65,12 @@ function printReport(r: TraceReport, out: (s: string) => void, max: number): voi
   for (const d of shown)
     out(`  line ${d.line}: ${d.field}: observed ${d.observed}, predicted ${d.predicted}\n    why: ${d.why}`);
   if (shown.length < r.divergences.length) out(`  ... ${r.divergences.length - shown.length} more divergences (--max-divergences 0 prints all)`);
+  for (const x of r.explanations) out(`  line ${x.line}: ${x.call} -> ${x.result}\n    because: ${x.why}`);
 }
 
 const exitCodeOf = (r: TraceReport): number => (r.ioError !== undefined || r.errors.length || r.internal.length ? 2 : r.passed ? 0 : 1);
 
-async function runPool(files: readonly string[], workers: number, logFor: (f: string) => string | undefined, stop: boolean,
+async function runPool(files: readonly string[], workers: number, logFor: (f: string) => string | undefined, stop: boolean, explain: 'none' | 'errors' | 'all',
   onDone: (i: number, r: TraceReport) => void): Promise<void> {
   const url = new URL('./replay_worker.js', import.meta.url);
   let next = 0;
@@ -80,7 +83,7 @@ async function runPool(files: readonly string[], workers: number, logFor: (f: st
           return;
         }
         const index = next++;
-        w.postMessage({ index, file: files[index], log: logFor(files[index]!), stop });
+        w.postMessage({ index, file: files[index], log: logFor(files[index]!), stop, explain });
       };
       w.on('message', (m: { index: number; report: TraceReport }) => {
         onDone(m.index, m.report);
@@ -99,7 +102,7 @@ export async function replayMain(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({
       args: argv, allowPositionals: true,
-      options: { json: { type: 'boolean' }, stop: { type: 'boolean' }, log: { type: 'string' }, workers: { type: 'string' }, 'max-divergences': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { json: { type: 'boolean' }, stop: { type: 'boolean' }, log: { type: 'string' }, workers: { type: 'string' }, 'max-divergences': { type: 'string' }, explain: { type: 'boolean' }, 'explain-all': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
     process.stderr.write(`iotrail replay: ${(e as Error).message}\n${REPLAY_USAGE}\n`);
@@ -125,6 +128,7 @@ export async function replayMain(argv: string[]): Promise<number> {
     }
     workers = Math.min(Number(o.workers), Math.max(files.length, 1));
   }
+  const explain = o['explain-all'] ? 'all' : o.explain ? 'errors' : 'none';
   let maxDiv = 20;
   if (o['max-divergences'] !== undefined) {
     if (!/^[0-9]+$/.test(o['max-divergences'])) {
@@ -170,14 +174,14 @@ export async function replayMain(argv: string[]): Promise<number> {
     for (let i = 0; i < files.length && !stopAll; i++) {
       const f = files[i]!;
       const r = await replayFile(f, {
-        log: logFor(f), stop: o.stop,
+        log: logFor(f), stop: o.stop, explain,
         onProgress: (b, t) => progress.update(`${basename(f)} (${i + 1}/${files.length})`, b, t),
       });
       onDone(i, r);
       if (o.stop && !r.passed) stopAll = true;
     }
   } else {
-    await runPool(files, workers, logFor, o.stop === true, onDone);
+    await runPool(files, workers, logFor, o.stop === true, explain, onDone);
   }
   progress.clear();
   const got = reports.filter((r): r is TraceReport => r !== undefined);

@@ -5,7 +5,7 @@
 import { statSync } from 'node:fs';
 import { encodeEntry } from '../events/log.js';
 import { readLineBatches } from '../events/reader.js';
-import { type Divergence, Replayer } from '../replay/engine.js';
+import { type Divergence, type Explanation, Replayer } from '../replay/engine.js';
 import type { TraceError } from '../events/trace.js';
 import { AtomicWriter } from './atomic.js';
 
@@ -18,6 +18,8 @@ export interface TraceReport {
   readonly errors: readonly TraceError[];
   readonly internal: readonly TraceError[];
   readonly source: string | undefined;
+  /** With --explain: the model's reason for each failing (or every) call. */
+  readonly explanations: readonly Explanation[];
   /** A file that could not be read at all (missing, a directory, unreadable). */
   readonly ioError: string | undefined;
 }
@@ -25,6 +27,7 @@ export interface TraceReport {
 export interface ReplayFileOptions {
   readonly log?: string | undefined;
   readonly stop?: boolean | undefined;
+  readonly explain?: 'none' | 'errors' | 'all' | undefined;
   /** Called with the byte count read so far, for progress bars. */
   readonly onProgress?: ((bytes: number, total: number) => void) | undefined;
 }
@@ -42,6 +45,7 @@ export async function replayFile(file: string, opts: ReplayFileOptions = {}): Pr
     writer && ((e) => writer.write(`${encodeEntry(e)}\n`)),
     opts.stop ? () => { stopped = true; } : undefined,
   );
+  r.explain = opts.explain ?? 'none';
   let lineNo = 0;
   let bytes = 0;
   try {
@@ -63,10 +67,10 @@ export async function replayFile(file: string, opts: ReplayFileOptions = {}): Pr
   return {
     file, passed: s.divergences.length === 0 && s.errors.length === 0 && s.internal.length === 0,
     lines: s.lines, events: s.events, divergences: s.divergences, errors: s.errors, internal: s.internal,
-    source: r.header.source, ioError: undefined,
+    source: r.header.source, ioError: undefined, explanations: r.explanations,
   };
 }
 
 const failed = (file: string, ioError: string): TraceReport => ({
-  file, passed: false, lines: 0, events: 0, divergences: [], errors: [], internal: [], source: undefined, ioError,
+  file, passed: false, lines: 0, events: 0, divergences: [], errors: [], internal: [], source: undefined, ioError, explanations: [],
 });

@@ -2,6 +2,6 @@
 import { parentPort } from 'node:worker_threads';
 import { replayFile } from './replay_file.js';
 
-parentPort?.on('message', (m: { index: number; file: string; log?: string; stop?: boolean }) => {
-  void replayFile(m.file, { log: m.log, stop: m.stop }).then((report) => parentPort?.postMessage({ index: m.index, report }));
+parentPort?.on('message', (m: { index: number; file: string; log?: string; stop?: boolean; explain?: 'none' | 'errors' | 'all' }) => {
+  void replayFile(m.file, { log: m.log, stop: m.stop, explain: m.explain }).then((report) => parentPort?.postMessage({ index: m.index, report }));
 });

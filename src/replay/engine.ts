@@ -31,6 +31,12 @@ export interface Divergence {
   readonly predicted: string;
   readonly why: string;
 }
+export interface Explanation {
+  readonly line: number;
+  readonly call: string;
+  readonly result: string;
+  readonly why: string;
+}
 export interface ReplaySummary {
   readonly lines: number;
   readonly events: number;
@@ -57,6 +63,10 @@ export class Replayer implements Kernel {
   readonly divergences: Divergence[] = [];
   readonly errors: TraceError[] = [];
   readonly internal: TraceError[] = [];
+
+  /** With `explain`, every call whose outcome was an error, and why the model agrees (`--explain`). */
+  readonly explanations: Explanation[] = [];
+  explain: 'none' | 'errors' | 'all' = 'none';
 
   constructor(private readonly sink: LogSink | undefined = undefined, private readonly onDivergence?: (d: Divergence) => void) {}
 
@@ -276,6 +286,8 @@ export class Replayer implements Kernel {
       return;
     }
     this.emit([{ type: 'CallCompleted', op: ev.op, ret: o.kind === 'ok' ? o.ret : undefined, errno: o.kind === 'err' ? o.errno : undefined, why: o.why }], ev.line, ev.tid);
+    if (this.explain === 'all' || (this.explain === 'errors' && o.kind === 'err'))
+      this.explanations.push({ line: ev.line, call: ev.op === 'ioctl' ? ev.cmd.def?.name ?? ev.cmd.text : ev.op, result: o.kind === 'err' ? o.errno : `ret ${fmt(o.ret)}`, why: o.why });
     if (ev.errno !== undefined) {
       if (o.kind !== 'err' || !sameErrno(o.errno, ev.errno)) {
         this.diverge('errno', ev.errno, o.kind === 'err' ? o.errno : `success (ret ${fmt(o.ret)})`, o.why);
