@@ -92,6 +92,12 @@ export type DomainEvent =
   /** `iommu_map`: [iova, last] now translates to [phys, phys + last - iova]. */
   | { readonly type: 'DomainMapped'; readonly domain: number; readonly iova: bigint; readonly last: bigint; readonly phys: bigint }
   | { readonly type: 'DomainUnmapped'; readonly domain: number; readonly iova: bigint; readonly last: bigint }
+  /** mock_domain_set_dirty_tracking: MOCK_DIRTY_TRACK of `domain` changes (no event when unchanged). */
+  | { readonly type: 'DomainDirtyTrackingSet'; readonly domain: number; readonly enabled: boolean }
+  /** Leaf IOPTEs of `domain` become write-dirty; ranges sorted, disjoint, whole IOPTEs. */
+  | { readonly type: 'DomainDirtied'; readonly domain: number; readonly ranges: readonly { readonly start: bigint; readonly last: bigint }[] }
+  /** Write-dirty IOPTEs become clean (read_and_clear_dirty, or the clean snapshot before tracking starts). */
+  | { readonly type: 'DomainDirtyCleared'; readonly domain: number; readonly ranges: readonly { readonly start: bigint; readonly last: bigint }[] }
   /** `iopt_table_add_domain` / `iopt_table_remove_domain`, with the IOAS alignment that results. */
   | { readonly type: 'IoptDomainAdded'; readonly ctx: number; readonly ioas: number; readonly domain: number; readonly iovaAlignment: bigint }
   | { readonly type: 'IoptDomainRemoved'; readonly ctx: number; readonly ioas: number; readonly domain: number; readonly iovaAlignment: bigint }
@@ -182,4 +188,6 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
 export const RANGE_LIST_FIELDS: Readonly<Partial<Record<EventType, readonly string[]>>> = {
   AllowedIovasSet: ['ranges'],
   DeviceBound: ['resv'],
+  DomainDirtied: ['ranges'],
+  DomainDirtyCleared: ['ranges'],
 };

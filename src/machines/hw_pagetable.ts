@@ -17,6 +17,7 @@ import type { TraceHeader } from '../events/header.js';
 import { fail, respond, succeed, u32, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 import { attachEvents } from './device.js';
+import { iommufd_hwpt_get_dirty_bitmap, iommufd_hwpt_set_dirty_tracking } from './dirty.js';
 
 export const HWPT_ALLOC_NEST_PARENT = 1, HWPT_ALLOC_DIRTY_TRACKING = 2, HWPT_FAULT_ID_VALID = 4, HWPT_ALLOC_PASID = 8;
 const HWPT_DATA_NONE = 0, HWPT_DATA_SELFTEST = 0xdead;
@@ -134,22 +135,6 @@ function iommufd_hwpt_alloc(c: Call, a: Arg): Step {
   const ev = hwptPagingAllocEvents(c.k.st, c.k.header, c.ctx, idev, pt, id, { flags, dataType: type, data, dataLen: len }, false, undefined);
   if (isFailure(ev)) return fail(ev.errno, ev.why);
   return succeed(`${fn}: HWPT_PAGING ${id} on IOAS ${ptId}`, respond(a, { out_hwpt_id: BigInt(id) }), ev);
-}
-
-function iommufd_hwpt_set_dirty_tracking(c: Call, a: Arg): Step {
-  const fn = 'hw_pagetable.c iommufd_hwpt_set_dirty_tracking';
-  if ((u32(a, 'flags') & ~1) !== 0) return fail('EOPNOTSUPP', `${fn}: flags outside IOMMU_HWPT_DIRTY_TRACKING_ENABLE`);
-  const id = u32(a, 'hwpt_id');
-  if (getObject(c.ctx, id, 'HWPT_PAGING') === undefined) return fail('ENOENT', `${fn}: ${lookupWhy(c.ctx, id, 'HWPT_PAGING')}`);
-  return unmodelled('IOMMU_HWPT_SET_DIRTY_TRACKING (dirty tracking)');
-}
-
-function iommufd_hwpt_get_dirty_bitmap(c: Call, a: Arg): Step {
-  const fn = 'hw_pagetable.c iommufd_hwpt_get_dirty_bitmap';
-  if ((u32(a, 'flags') & ~1) !== 0 || u32(a, '__reserved') !== 0) return fail('EOPNOTSUPP', `${fn}: flags outside NO_CLEAR, or __reserved != 0`);
-  const id = u32(a, 'hwpt_id');
-  if (getObject(c.ctx, id, 'HWPT_PAGING') === undefined) return fail('ENOENT', `${fn}: ${lookupWhy(c.ctx, id, 'HWPT_PAGING')}`);
-  return unmodelled('IOMMU_HWPT_GET_DIRTY_BITMAP (dirty tracking)');
 }
 
 /** `iommufd_hwpt_invalidate`: `entry_num` is written back on every path, 0 when nothing was processed. */

@@ -13,6 +13,7 @@ import type { DomainEvent } from '../events/domain.js';
 import { iovaToPhys, minPageSize } from '../hw/domain.js';
 import { isFailure } from '../hw/iopt_ops.js';
 import { cloneState, evolve, type IommufdCtx, type KObject, type State } from '../projections/state.js';
+import { test_dirty } from './dirty.js';
 import { access_pages, access_replace_ioas, access_rw, create_access, destroy_access_pages } from './selftest_access.js';
 import { attachPt, detachEvents, IOMMU_NO_PASID, replacePt, unbindEvents } from './device.js';
 import { iopt_reserve_iova } from '../hw/iopt_ops.js';
@@ -189,6 +190,7 @@ const OPS: ReadonlyMap<number, Handler> = new Map([
   [T.IOMMU_TEST_OP_DESTROY_ACCESS_PAGES, destroy_access_pages],
   [T.IOMMU_TEST_OP_ACCESS_REPLACE_IOAS, access_replace_ioas],
   [T.IOMMU_TEST_OP_ACCESS_RW, access_rw],
+  [T.IOMMU_TEST_OP_DIRTY, test_dirty],
 ]);
 
 /** `iommufd_test`: dispatch on `op`; an op the driver does not know is EOPNOTSUPP. */

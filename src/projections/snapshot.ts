@@ -6,6 +6,7 @@
 import { LIFE_STATES } from '../machines/lifecycle.js';
 import type { State } from './state.js';
 import type { Iopt } from '../hw/io_pagetable.js';
+import { viewDirty } from '../hw/dirty.js';
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
 
@@ -48,7 +49,7 @@ export function viewState(s: State) {
     accounting: { ...s.accounting },
     domains: byKey(s.domains).map(([, d]) => ({
       id: d.id, kind: d.kind, driver: d.driver, pgsizeBitmap: hex(d.pgsizeBitmap), aperture: [hex(d.apertureStart), hex(d.apertureLast)],
-      dirtyOps: d.dirtyOps, dirtyTracking: d.dirtyTracking, map: [...d.map.inOrder()].map((n) => [hex(n.start), hex(n.last), hex(n.value)]),
+      dirtyOps: d.dirtyOps, dirtyTracking: d.dirtyTracking, dirty: viewDirty(d), map: [...d.map.inOrder()].map((n) => [hex(n.start), hex(n.last), hex(n.value)]),
     })),
     nextDomain: s.nextDomain,
     nextMockDev: s.nextMockDev,

@@ -13,6 +13,7 @@ import { emptyMm, mmEvolve, cloneMm, type MmState } from '../hw/mm.js';
 import { cloneIopt, ioptEvolve, newIopt, type Iopt } from '../hw/io_pagetable.js';
 import { clonePages, emptyAccounting, pagesEvolve, type Accounting, type IoptPages } from '../hw/pages.js';
 import { cloneDomain, domainEvolve, type HwDomain } from '../hw/domain.js';
+import { dirtyEvolve } from '../hw/dirty.js';
 import { devicesEvolve, forgetHwpt, type HwptData, type IdevData, type StdevData } from './devices.js';
 import { accessEvolve, cloneAccess, type AccessData } from './access.js';
 
@@ -259,8 +260,16 @@ export function evolve(s: State, ev: DomainEvent): State {
       return s;
     case 'DomainFreed':
     case 'DomainMapped':
+      domainEvolve(s.domains, ev);
+      return s;
     case 'DomainUnmapped':
       domainEvolve(s.domains, ev);
+      dirtyEvolve(s.domains, ev);
+      return s;
+    case 'DomainDirtyTrackingSet':
+    case 'DomainDirtied':
+    case 'DomainDirtyCleared':
+      dirtyEvolve(s.domains, ev);
       return s;
     case 'IoptDomainAdded':
     case 'IoptDomainRemoved': {
