@@ -59,7 +59,8 @@ describe('iotrail import qemu', () => {
 
   it('writes to stdout without --out and puts the declared devices in the header', async () => {
     expect(await cli('qemu', T4, '--device', 'path=/dev/vfio/devices/vfio0,name=0000:01:00.0,aw=39,reserved=0xfee00000-0xfeefffff:msi')).toBe(0);
-    const [header, open, map] = stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const [header, open, ...rest] = stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const map = rest.at(-1);
     expect(header?.devices).toEqual([{
       path: '/dev/vfio/devices/vfio0', name: '0000:01:00.0',
       iommu: { aperture: { start: 0, last: '0x7fffffffff' }, reserved: [{ start: '0xfee00000', last: '0xfeefffff', type: 'msi' }] },

@@ -127,15 +127,22 @@ describe('real QEMU captures (real-clients.md §7)', () => {
     const text = example('t4-iova-beyond-39bit-aperture.log');
     const header = declared('path=/dev/vfio/devices/vfio0,name=0000:01:00.0,aw=39,pgsize=0x40201000,reserved=0xfee00000-0xfeefffff:msi');
     const r = run(text, { header });
+    // The capture starts after QEMU's setup, so the declared device's bind/alloc/attach are recreated before it;
+    // IOAS 2 of the capture is the variable the recreated IOMMU_IOAS_ALLOC binds.
     expect(withoutNotes(r)).toEqual([
       { op: 'open', path: '/dev/iommu', flags: OPEN, ret: 10 },
+      { op: 'open', path: '/dev/vfio/devices/vfio0', flags: OPEN, ret: '$qemu_devfd' },
+      { op: 'ioctl', fd: '$qemu_devfd', cmd: 'VFIO_DEVICE_BIND_IOMMUFD', arg: { argsz: 16, flags: 0, iommufd: 10 }, ret: 0 },
+      { op: 'ioctl', fd: 10, cmd: 'IOMMU_IOAS_ALLOC', arg: {}, ret: 0, out: { out_ioas_id: '$qemu_ioas_2' } },
+      { op: 'ioctl', fd: '$qemu_devfd', cmd: 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', arg: { argsz: 12, flags: 0, pt_id: '$qemu_ioas_2' }, ret: 0 },
       {
         op: 'ioctl', fd: 10, cmd: 'IOMMU_IOAS_MAP',
-        arg: { flags: RW, ioas_id: 2, user_va: '0x7fce2c28b000', length: '0x3000', iova: '0x380000001000' }, errno: 'EINVAL',
+        arg: { flags: RW, ioas_id: '$qemu_ioas_2', user_va: '0x7fce2c28b000', length: '0x3000', iova: '0x380000001000' }, errno: 'EINVAL',
       },
     ]);
-    expect(r.events[1]?.note).toContain('errno from line 2: qemu-system-x86_64: IOMMU_IOAS_MAP failed: Invalid argument');
-    expect(r.events[1]?.note).toContain('errno from line 3: ');
+    for (const e of r.events.slice(1, 5)) expect(e.note).toContain('synthesized');
+    expect(r.events[5]?.note).toContain('errno from line 2: qemu-system-x86_64: IOMMU_IOAS_MAP failed: Invalid argument');
+    expect(r.events[5]?.note).toContain('errno from line 3: ');
     expect(r.header.devices).toEqual([{
       path: '/dev/vfio/devices/vfio0', name: '0000:01:00.0',
       iommu: { pgsize_bitmap: '0x40201000', aperture: { start: 0, last: '0x7fffffffff' }, reserved: [{ start: '0xfee00000', last: '0xfeefffff', type: 'msi' }] },

@@ -37,7 +37,7 @@ describe('open and close of /dev/iommu', () => {
     const st = stateOf(opened(), ioasAllocated(1), ioasAllocated(2), [{ type: 'ObjectRefTaken', ctx: 1, id: 1, by: 2 }]);
     const r = drain(st, sys_close({ st, header: DEFAULT_HEADER, line: 0 }, 3));
     expect(r.events.map((e) => (e.type === 'ObjectDestroyed' || e.type === 'ObjectRefDropped' ? `${e.type}:${e.id}` : e.type))).toEqual([
-      'FdClosed', 'ObjectRefDropped:1', 'ObjectDestroyed:2', 'ObjectDestroyed:1', 'IommufdReleased',
+      'FdClosed', 'CtxRefDropped', 'ObjectRefDropped:1', 'ObjectDestroyed:2', 'ObjectDestroyed:1', 'IommufdReleased',
     ]);
     expect(st.ctxs.size).toBe(0);
   });
