@@ -29,7 +29,10 @@ export function withPrologue(events: readonly string[], devices: readonly JsonOb
   const dev = devices.find((d) => typeof d.path === 'string' && !parsed.some((e) => e.op === 'open' && e.path === d.path));
   if (used.size === 0 || openAt < 0 || dev === undefined) return { events: [...events], added: 0 };
   const iommufd = parsed[openAt]!.ret as number;
-  const why = 'synthesized: the capture uses IOASes whose setup it does not show; recreated as QEMU\'s iommufd backend does it';
+  // Every event names the capture line it stands for: the recreated setup stands before the first use.
+  const firstUse = parsed.find((e) => e.op === 'ioctl' && isObj(e.arg) && IOAS_FIELDS.some((f) => typeof (e.arg as Obj)[f] === 'number' && used.has((e.arg as Obj)[f] as number)));
+  const at = /line (\d+): /.exec(String(firstUse?.note ?? ''))?.[1] ?? '1';
+  const why = `synthesized before line ${at}: the capture uses IOASes whose setup it does not show; recreated as QEMU's iommufd backend does it`;
   const prologue: Obj[] = [{ op: 'open', path: dev.path, flags: ['O_RDWR', 'O_CLOEXEC'], ret: '$qemu_devfd', note: `${why} (the device cdev)` },
     { op: 'ioctl', fd: '$qemu_devfd', cmd: 'VFIO_DEVICE_BIND_IOMMUFD', arg: { argsz: 16, flags: 0, iommufd }, ret: 0, note: why }];
   for (const id of [...used].sort((a, b) => a - b)) {
