@@ -92,6 +92,10 @@ export type DomainEvent =
   /** `iommu_map`: [iova, last] now translates to [phys, phys + last - iova]. */
   | { readonly type: 'DomainMapped'; readonly domain: number; readonly iova: bigint; readonly last: bigint; readonly phys: bigint }
   | { readonly type: 'DomainUnmapped'; readonly domain: number; readonly iova: bigint; readonly last: bigint }
+  /** A device's DMA walked the page table and cached the translation of [iova, last] (IOMMU page granular). */
+  | { readonly type: 'IotlbFilled'; readonly domain: number; readonly iova: bigint; readonly last: bigint; readonly phys: bigint; readonly prot: number }
+  /** `iommu_iotlb_sync` / flush: cached translations of [iova, last] are gone. Only this empties an IOTLB. */
+  | { readonly type: 'IotlbFlushed'; readonly domain: number; readonly iova: bigint; readonly last: bigint }
   /** mock_domain_set_dirty_tracking: MOCK_DIRTY_TRACK of `domain` changes (no event when unchanged). */
   | { readonly type: 'DomainDirtyTrackingSet'; readonly domain: number; readonly enabled: boolean }
   /** Leaf IOPTEs of `domain` become write-dirty; ranges sorted, disjoint, whole IOPTEs. */
@@ -177,6 +181,8 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
   DeviceBound: ['pgsizeBitmap', 'apertureStart', 'apertureLast'],
   DomainMapped: ['iova', 'last', 'phys'],
   DomainUnmapped: ['iova', 'last'],
+  IotlbFilled: ['iova', 'last', 'phys'],
+  IotlbFlushed: ['iova', 'last'],
   IoptDomainAdded: ['iovaAlignment'],
   IoptDomainRemoved: ['iovaAlignment'],
   IoasLargePagesSet: ['iovaAlignment'],

@@ -17,7 +17,7 @@ const TYPES = new Set([
   'ObjectAborted', 'ObjectDestroyed', 'ObjectRefTaken', 'ObjectRefDropped', 'AccountModeSet', 'IoasLargePagesSet', 'VfioIoasSet', 'VmaMapped', 'VmaUnmapped',
   'MemfdCreated', 'MemfdResized', 'CallCompleted', 'Diverged', 'PagesCreated', 'PagesReleased', 'PagesRefTaken', 'PagesRefDropped', 'AreaFilled', 'AreaUnfilled', 'PagesPinned',
   'PagesUnpinned', 'AccountingCharged', 'AccountingUncharged', 'AreaReserved', 'AreaPublished', 'AreaSplit',
-  'AreaUnpublished', 'AreaRemoved', 'AllowedIovasSet', 'ReservedAdded', 'ReservedRemoved', 'TestMemoryLimitSet', 'DomainAllocated', 'DomainFreed', 'DomainMapped', 'DomainUnmapped', 'DomainDirtyTrackingSet', 'DomainDirtied', 'DomainDirtyCleared',
+  'AreaUnpublished', 'AreaRemoved', 'AllowedIovasSet', 'ReservedAdded', 'ReservedRemoved', 'TestMemoryLimitSet', 'DomainAllocated', 'DomainFreed', 'DomainMapped', 'DomainUnmapped', 'DomainDirtyTrackingSet', 'DomainDirtied', 'DomainDirtyCleared', 'IotlbFilled', 'IotlbFlushed',
   'IoptDomainAdded', 'IoptDomainRemoved', 'HwptInitialized', 'DeviceBound', 'CtxRefTaken', 'CtxRefDropped', 'VfioDeviceBound', 'VfioDeviceUnbound', 'VfioGroupContainerSet', 'VfioGroupContainerUnset', 'AccessInitialized', 'AccessAttached', 'AccessDetached',
   'AccessPinned', 'AccessUnpinned', 'AreaAccessPrevented', 'SelftestInitialized', 'DeviceAttached', 'DeviceDetached',
 ] satisfies DomainEvent['type'][]);

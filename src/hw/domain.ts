@@ -11,6 +11,7 @@
 import type { DomainEvent } from '../events/domain.js';
 import { IntervalTree } from './interval_tree.js';
 import { U64_MAX } from './u64.js';
+import { cloneIotlb, newIotlb, type IotlbEntry } from './iotlb.js';
 
 export const MOCK_APERTURE_START = 1n << 24n;
 export const MOCK_APERTURE_LAST = (1n << 31n) - 1n;
@@ -30,6 +31,8 @@ export interface HwDomain {
   dirtyTracking: boolean;
   /** IOVA runs → physical address of the run's first byte. */
   readonly map: IntervalTree<bigint>;
+  /** Cached translations (iotlb.ts). */
+  readonly iotlb: IntervalTree<IotlbEntry>;
 }
 
 export type HwDomainEvent = Extract<DomainEvent, { type: 'DomainAllocated' | 'DomainFreed' | 'DomainMapped' | 'DomainUnmapped' }>;
@@ -48,13 +51,14 @@ export function domainEvolve(domains: Map<number, HwDomain>, ev: HwDomainEvent):
       if (domains.has(ev.domain)) throw new Error(`domain ${ev.domain} exists`);
       domains.set(ev.domain, {
         id: ev.domain, kind: ev.kind, driver: ev.driver, pgsizeBitmap: ev.pgsizeBitmap, apertureStart: ev.apertureStart,
-        apertureLast: ev.apertureLast, dirtyOps: ev.dirtyOps, dirtyTracking: false, map: new IntervalTree(),
+        apertureLast: ev.apertureLast, dirtyOps: ev.dirtyOps, dirtyTracking: false, map: new IntervalTree(), iotlb: newIotlb(),
       });
       return;
     case 'DomainFreed': {
       const d = domains.get(ev.domain);
       if (d === undefined) throw new Error(`no domain ${ev.domain}`);
       if (!d.map.isEmpty) throw new Error(`domain ${ev.domain} freed while it still maps IOVA`);
+      if (!d.iotlb.isEmpty) throw new Error(`domain ${ev.domain} freed while its IOTLB still caches translations`);
       domains.delete(ev.domain);
       return;
     }
@@ -92,5 +96,5 @@ export function iovaToPhys(d: HwDomain, iova: bigint): bigint | undefined {
 export function cloneDomain(d: HwDomain): HwDomain {
   const map = new IntervalTree<bigint>();
   for (const n of d.map.inOrder()) map.insert(n.start, n.last, n.value);
-  return { ...d, map };
+  return { ...d, map, iotlb: cloneIotlb(d.iotlb) };
 }

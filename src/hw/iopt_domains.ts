@@ -16,6 +16,7 @@ import { isFullyMapped, findVma } from './mm.js';
 import { frameOf, IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_NONE, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from './pages.js';
 import { U64_MAX } from './u64.js';
 import { RangeMap } from './range_map.js';
+import { flushEvents } from './iotlb.js';
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
 
@@ -193,7 +194,8 @@ export function fillArea(
  */
 export function unfillArea(st: State, a: Area, domains: readonly number[], lastDomain: boolean, scratch = new StepScratch()): DomainEvent[] {
   const events: DomainEvent[] = [];
-  for (const d of domains) events.push({ type: 'DomainUnmapped', domain: d, iova: a.start, last: a.last });
+  // iommu_unmap clears the entries and then syncs the IOTLB; only after that may the pages be unpinned.
+  for (const d of domains) events.push({ type: 'DomainUnmapped', domain: d, iova: a.start, last: a.last }, ...flushEvents(st.domains.get(d), a.start, a.last));
   if (!lastDomain) return events;
   const p = st.pages.get(a.pages)!;
   events.push({ type: 'AreaUnfilled', pages: p.id, start: a.pagesStart, last: a.pagesLast });

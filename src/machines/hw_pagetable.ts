@@ -12,6 +12,7 @@ import { iopt_table_add_domain, iopt_table_remove_domain } from '../hw/iopt_doma
 import { isFailure, type Failure } from '../hw/iopt_ops.js';
 import { mockPagingParams, type HwDomain } from '../hw/domain.js';
 import { IntervalTree } from '../hw/interval_tree.js';
+import { newIotlb } from '../hw/iotlb.js';
 import type { IommufdCtx, KObject, State } from '../projections/state.js';
 import type { TraceHeader } from '../events/header.js';
 import { fail, respond, succeed, u32, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
@@ -77,7 +78,7 @@ export function hwptPagingAllocEvents(
   const driver = d.mock ? 'mock' as const : 'platform' as const;
   const domain: HwDomain = {
     id: st.nextDomain, kind: 'paging', driver, ...params, dirtyOps: (r.flags & HWPT_ALLOC_DIRTY_TRACKING) !== 0,
-    dirtyTracking: false, map: new IntervalTree(),
+    dirtyTracking: false, map: new IntervalTree(), iotlb: newIotlb(),
   };
   const events: DomainEvent[] = [
     { type: 'ObjectAllocated', ctx: ctx.id, id, kind: 'HWPT_PAGING' },

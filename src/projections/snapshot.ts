@@ -50,6 +50,7 @@ export function viewState(s: State) {
     domains: byKey(s.domains).map(([, d]) => ({
       id: d.id, kind: d.kind, driver: d.driver, pgsizeBitmap: hex(d.pgsizeBitmap), aperture: [hex(d.apertureStart), hex(d.apertureLast)],
       dirtyOps: d.dirtyOps, dirtyTracking: d.dirtyTracking, dirty: viewDirty(d), map: [...d.map.inOrder()].map((n) => [hex(n.start), hex(n.last), hex(n.value)]),
+      iotlb: [...d.iotlb.inOrder()].map((n) => [hex(n.start), hex(n.last), hex(n.value.phys), n.value.prot]),
     })),
     nextDomain: s.nextDomain,
     nextMockDev: s.nextMockDev,

@@ -14,6 +14,7 @@ import { cloneIopt, ioptEvolve, newIopt, type Iopt } from '../hw/io_pagetable.js
 import { clonePages, emptyAccounting, pagesEvolve, type Accounting, type IoptPages } from '../hw/pages.js';
 import { cloneDomain, domainEvolve, type HwDomain } from '../hw/domain.js';
 import { dirtyEvolve } from '../hw/dirty.js';
+import { iotlbEvolve } from '../hw/iotlb.js';
 import { devicesEvolve, forgetHwpt, type HwptData, type IdevData, type StdevData } from './devices.js';
 import { accessEvolve, cloneAccess, type AccessData } from './access.js';
 
@@ -266,6 +267,13 @@ export function evolve(s: State, ev: DomainEvent): State {
       domainEvolve(s.domains, ev);
       dirtyEvolve(s.domains, ev);
       return s;
+    case 'IotlbFilled':
+    case 'IotlbFlushed': {
+      const d = s.domains.get(ev.domain);
+      if (d === undefined) throw new ProjectionError(`no domain ${ev.domain}`);
+      iotlbEvolve(d, ev);
+      return s;
+    }
     case 'DomainDirtyTrackingSet':
     case 'DomainDirtied':
     case 'DomainDirtyCleared':
