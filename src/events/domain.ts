@@ -8,6 +8,7 @@
  * `iommufd_object_remove` or `iommufd_fops_release`).
  */
 import type { Errno } from './errno.js';
+import { MM_BIGINT_FIELDS, type MmEvent } from '../hw/mm.js';
 
 export type ObjectKind =
   | 'IOAS' | 'HWPT_PAGING' | 'HWPT_NESTED' | 'DEVICE' | 'ACCESS' | 'FAULT' | 'VIOMMU' | 'VDEVICE' | 'VEVENTQ'
@@ -61,7 +62,7 @@ export type DomainEvent =
   | { readonly type: 'AreaFilled'; readonly pages: number; readonly start: number; readonly last: number }
   | { readonly type: 'AreaUnfilled'; readonly pages: number; readonly start: number; readonly last: number }
   /** Pages [start, last] of an iopt_pages are pinned (FOLL_PIN | FOLL_LONGTERM) / unpinned, once per iopt_pages. */
-  | { readonly type: 'PagesPinned'; readonly pages: number; readonly start: number; readonly last: number }
+  | { readonly type: 'PagesPinned'; readonly pages: number; readonly start: number; readonly last: number; readonly frame: number }
   | { readonly type: 'PagesUnpinned'; readonly pages: number; readonly start: number; readonly last: number }
   /** `iopt_pages_update_pinned`: RLIMIT_MEMLOCK accounting to the user (mode 1) or the mm (mode 2); pinned_vm always. */
   | { readonly type: 'AccountingCharged'; readonly mode: 0 | 1 | 2; readonly npages: number }
@@ -146,10 +147,8 @@ export type DomainEvent =
   | { readonly type: 'TestMemoryLimitSet'; readonly limit: number }
   | { readonly type: 'IoasLargePagesSet'; readonly ctx: number; readonly id: number; readonly disableLargePages: boolean; readonly iovaAlignment: bigint }
   | { readonly type: 'VfioIoasSet'; readonly ctx: number; readonly id: number }
-  | { readonly type: 'VmaMapped'; readonly start: bigint; readonly length: bigint; readonly prot: number; readonly flags: number; readonly memfd: number | undefined; readonly offset: bigint }
-  | { readonly type: 'VmaUnmapped'; readonly start: bigint; readonly length: bigint }
-  | { readonly type: 'MemfdCreated'; readonly memfd: number; readonly name: string }
-  | { readonly type: 'MemfdResized'; readonly memfd: number; readonly size: bigint }
+  /** The user memory model's events (hw/mm.ts): VMAs, memfds, faults, contents, pins, mmu_notifier. */
+  | MmEvent
   /** The outcome of one traced call, as the model decided it. */
   | { readonly type: 'CallCompleted'; readonly op: string; readonly ret: bigint | undefined; readonly errno: Errno | undefined; readonly why: string }
   /** Observed and predicted differ (trace-format "Replay verdict"); changes no state. */
@@ -168,9 +167,7 @@ export interface LogEntry {
 
 /** The fields of each event type that hold u64 values (bigint), so the log codec can write and revive them. */
 export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]>>> = {
-  VmaMapped: ['start', 'length', 'offset'],
-  VmaUnmapped: ['start', 'length'],
-  MemfdResized: ['size'],
+  ...MM_BIGINT_FIELDS,
   CallCompleted: ['ret'],
   PagesCreated: ['uptr', 'fileStart'],
   AreaReserved: ['start', 'last'],

@@ -3,6 +3,7 @@
  * `tid`. u64 values are written as hex strings (JSON numbers would round them) and revived by the event type's
  * list of bigint fields, so decoding a written log gives back entries equal to the ones written.
  */
+import { MM_EVENT_TYPES } from '../hw/mm.js';
 import { BIGINT_FIELDS, RANGE_LIST_FIELDS, type DomainEvent, type LogEntry } from './domain.js';
 import { bad, ok, show, type Decoded } from './values.js';
 
@@ -12,7 +13,8 @@ export function encodeEntry(e: LogEntry): string {
   return JSON.stringify({ n: e.n, line: e.line, tid: e.tid, ...e.ev }, replacer);
 }
 
-const TYPES = new Set([
+const TYPES = new Set<string>([
+  ...MM_EVENT_TYPES,
   'TraceStarted', 'FdInstalled', 'FdClosed', 'IommufdOpened', 'IommufdReleased', 'ObjectAllocated', 'ObjectFinalized',
   'ObjectAborted', 'ObjectDestroyed', 'ObjectRefTaken', 'ObjectRefDropped', 'AccountModeSet', 'IoasLargePagesSet', 'VfioIoasSet', 'VmaMapped', 'VmaUnmapped',
   'MemfdCreated', 'MemfdResized', 'CallCompleted', 'Diverged', 'PagesCreated', 'PagesReleased', 'PagesRefTaken', 'PagesRefDropped', 'AreaFilled', 'AreaUnfilled', 'PagesPinned',

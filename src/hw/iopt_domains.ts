@@ -12,7 +12,8 @@ import { minPageSize, type HwDomain } from './domain.js';
 import { areaLength, describeArea, type Area, type Iopt } from './io_pagetable.js';
 import type { Failure, IoasRef } from './iopt_ops.js';
 import { iopt_reserve_iova } from './iopt_ops.js';
-import { isFullyMapped, findVma } from './mm.js';
+import { isMmFault, mmDraft, pinFileRange, pinUserRange, unpinFrames, type MmDraft } from './mm.js';
+import { LINEAR, RunMap } from './mm_runmap.js';
 import { frameOf, IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_NONE, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from './pages.js';
 import { U64_MAX } from './u64.js';
 import { RangeMap } from './range_map.js';
@@ -47,6 +48,23 @@ export class StepScratch {
   private readonly fillPlus = new Map<number, RangeMap>();
   private readonly fillMinus = new Map<number, RangeMap>();
   charged = 0;
+  /** Frames pinned earlier in this step, per pages id (not in `IoptPages.frames` until folded). */
+  private readonly framePlus = new Map<number, RunMap<number>>();
+  private draft: MmDraft | undefined;
+  /** The mm model's draft for this step: every pin and unpin of the step is decided on it, in order. */
+  mm(st: State): MmDraft {
+    this.draft ??= mmDraft(st.mm, st.pageSize);
+    return this.draft;
+  }
+  addFrames(p: number, start: number, last: number, frame: number): void {
+    let m = this.framePlus.get(p);
+    if (m === undefined) this.framePlus.set(p, (m = new RunMap(LINEAR)));
+    m.insert(start, last, frame);
+  }
+  /** The frame of page `index` of `p` as the step sees it. */
+  frameOf(p: IoptPages, index: number): number | undefined {
+    return this.framePlus.get(p.id)?.get(index) ?? frameOf(p, index);
+  }
   private static of(m: Map<number, RangeMap>, id: number): RangeMap {
     let r = m.get(id);
     if (r === undefined) m.set(id, (r = new RangeMap()));
@@ -83,33 +101,6 @@ function unpinnedRuns(p: IoptPages, start: number, last: number, scratch: StepSc
   return out;
 }
 
-/** `pfn_reader_user_pin` / `memfd_pin_folios` refusals: what cannot be pinned, and why. */
-function pinCheck(st: State, h: TraceHeader, p: IoptPages, start: number, last: number): Failure | undefined {
-  const page = BigInt(st.pageSize);
-  if (p.kind === 'file') {
-    const size = st.mm.memfds.get(p.memfd!)?.size ?? 0n;
-    const end = p.fileStart + BigInt(last + 1) * page;
-    if (end > size) return { errno: 'EINVAL', why: `mm/gup.c memfd_pin_folios: file pages up to byte ${hex(end)} lie beyond the memfd's size ${hex(size)}` };
-    return undefined;
-  }
-  const va = p.uptr + BigInt(start) * page, vlast = p.uptr + BigInt(last + 1) * page - 1n;
-  if (st.memory === 'explicit' && !isFullyMapped(st.mm, va, vlast)) {
-    let bad = va;
-    while (bad <= vlast && findVma(st.mm, bad) !== undefined) bad += page;
-    return { errno: 'EFAULT', why: `pages.c pfn_reader_user_pin: pin_user_pages of 0x${bad.toString(16)}: no VMA maps it` };
-  }
-  if (p.writable) {
-    for (let a = va; a <= vlast;) {
-      const v = findVma(st.mm, a);
-      if (v === undefined) break;
-      if ((v.prot & 2) === 0) return { errno: 'EFAULT', why: `pages.c pfn_reader_user_pin: FOLL_WRITE on read-only memory at 0x${a.toString(16)}` };
-      a = v.last + 1n;
-    }
-  }
-  void h;
-  return undefined;
-}
-
 /** `iopt_pages_update_pinned` → `incr_user_locked_vm` / `__account_locked_vm`: ENOMEM over RLIMIT_MEMLOCK. */
 function charge(st: State, h: TraceHeader, p: IoptPages, n: number, scratch: StepScratch): DomainEvent[] | Failure {
   if (n === 0) return [];
@@ -125,37 +116,54 @@ function charge(st: State, h: TraceHeader, p: IoptPages, n: number, scratch: Ste
 }
 
 /**
- * Pins the pages of `p` in [start, last] that are not pinned yet and charges them (`pfn_reader_user_pin` +
- * `iopt_pages_update_pinned`): all or nothing.
+ * Pins the pages of `p` in [start, last] that are not pinned yet (`pfn_reader_user_pin` → GUP FOLL_LONGTERM, or
+ * `memfd_pin_folios`) and charges them (`iopt_pages_update_pinned`). On failure what this call pinned is unpinned
+ * again, as the kernel does; pages GUP faulted in stay faulted in (the failure's `undo` events carry that).
  */
 export function pinPagesRange(st: State, h: TraceHeader, p: IoptPages, start: number, last: number, scratch: StepScratch): DomainEvent[] | Failure {
-  const runs = unpinnedRuns(p, start, last, scratch);
-  for (const r of runs) {
-    const bad = pinCheck(st, h, p, r.start, r.last);
-    if (bad) return bad;
-  }
-  const n = runs.reduce((s, r) => s + r.last - r.start + 1, 0);
-  const ch = charge(st, h, p, n, scratch);
-  if (!Array.isArray(ch)) return ch;
+  const page = BigInt(st.pageSize);
+  const mm = scratch.mm(st);
   const events: DomainEvent[] = [];
-  for (const r of runs) {
-    events.push({ type: 'PagesPinned', pages: p.id, start: r.start, last: r.last });
+  const pinned: { frame: number; npages: number }[] = [];
+  const giveBack = (): DomainEvent[] => (pinned.length > 0 ? [...unpinFrames(mm, pinned).events] : []);
+  let n = 0;
+  for (const r of unpinnedRuns(p, start, last, scratch)) {
+    const count = r.last - r.start + 1;
+    const res = p.kind === 'file'
+      ? pinFileRange(mm, st.pageSize, p.memfd!, p.fileStart + BigInt(r.start) * page, count)
+      : pinUserRange(mm, st.memory, st.pageSize, p.uptr + BigInt(r.start) * page, count, p.writable);
+    if (isMmFault(res)) {
+      const undo = [...events.filter((e) => e.type !== 'PagesPinned'), ...res.events, ...giveBack()];
+      return { errno: res.errno, why: `pages.c pfn_reader_user_pin: ${res.why}`, undo };
+    }
+    events.push(...res.events);
+    const base = p.kind === 'file' ? p.fileStart : p.uptr;
+    for (const run of res.runs) {
+      const idx = Number((run.start - base) / page);
+      events.push({ type: 'PagesPinned', pages: p.id, start: idx, last: idx + run.npages - 1, frame: run.frame });
+      scratch.addFrames(p.id, idx, idx + run.npages - 1, run.frame);
+      pinned.push({ frame: run.frame, npages: run.npages });
+    }
     scratch.pin(p.id, r.start, r.last, 1);
+    n += count;
   }
+  const ch = charge(st, h, p, n, scratch);
+  if (!Array.isArray(ch)) return { ...ch, undo: [...events.filter((e) => e.type !== 'PagesPinned'), ...giveBack()] };
   return [...events, ...ch];
 }
 
-/** The physical runs behind an area: [iova, last] → phys, split where frames stop being contiguous. */
-function areaPhysRuns(st: State, a: Area, p: IoptPages): { iova: bigint; last: bigint; phys: bigint }[] {
+/** The physical runs behind an area: [iova, last] → phys, split where its pages' frames stop being contiguous. */
+function areaPhysRuns(st: State, a: Area, p: IoptPages, scratch: StepScratch): { iova: bigint; last: bigint; phys: bigint }[] {
   const page = BigInt(st.pageSize);
   const runs: { iova: bigint; last: bigint; phys: bigint }[] = [];
   let iova = a.start;
   let idx = a.pagesStart;
   let off = BigInt(a.pageOffset);
   while (iova <= a.last) {
-    const f0 = frameOf(st, p, idx);
+    const f0 = scratch.frameOf(p, idx);
+    if (f0 === undefined) throw new Error(`pages ${p.id} page ${idx} is mapped into a domain but not pinned`);
     let k = idx;
-    while (k < a.pagesLast && frameOf(st, p, k + 1) === f0 + (k + 1 - idx)) k++;
+    while (k < a.pagesLast && scratch.frameOf(p, k + 1) === f0 + (k + 1 - idx)) k++;
     const bytes = BigInt(k - idx + 1) * page - off;
     const last = iova + bytes - 1n > a.last ? a.last : iova + bytes - 1n;
     runs.push({ iova, last, phys: BigInt(f0) * page + off });
@@ -183,7 +191,7 @@ export function fillArea(
     events.push({ type: 'AreaFilled', pages: p.id, start: a.pagesStart, last: a.pagesLast });
     scratch.fillAdd(p.id, a.pagesStart, a.pagesLast, 1);
   }
-  const phys = areaPhysRuns(st, a, p);
+  const phys = areaPhysRuns(st, a, p, scratch);
   for (const d of domains) for (const r of phys) events.push({ type: 'DomainMapped', domain: d, iova: r.iova, last: r.last, phys: r.phys });
   return events;
 }
@@ -203,14 +211,20 @@ export function unfillArea(st: State, a: Area, domains: readonly number[], lastD
   for (const r of scratch.fillRuns(p, a.pagesStart, a.pagesLast)) {
     if (r.count !== 1) continue;
     for (const free of withoutAccessPins(p, r.start, r.last)) {
-      events.push({ type: 'PagesUnpinned', pages: p.id, start: free.start, last: free.last });
-      scratch.pin(p.id, free.start, free.last, -1);
+      events.push(...unpinPagesEvents(st, p, free.start, free.last, scratch));
       n += free.last - free.start + 1;
     }
   }
   scratch.fillAdd(p.id, a.pagesStart, a.pagesLast, -1);
   if (n > 0) events.push({ type: 'AccountingUncharged', mode: p.accountMode, npages: n });
   return events;
+}
+
+/** Unpinning pages [start, last] of `p`: the iopt_pages forgets them, then their frames lose a pin. */
+export function unpinPagesEvents(st: State, p: IoptPages, start: number, last: number, scratch: StepScratch): DomainEvent[] {
+  const frames = [...p.frames.runs(start, last)].map((r) => ({ frame: r.value, npages: r.last - r.start + 1 }));
+  scratch.pin(p.id, start, last, -1);
+  return [{ type: 'PagesUnpinned', pages: p.id, start, last }, ...unpinFrames(scratch.mm(st), frames).events];
 }
 
 /** The runs of [start, last] no access pin item covers. */

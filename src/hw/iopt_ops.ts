@@ -100,7 +100,7 @@ export function* iopt_map_pages(
     const f = fillArea(now.st, h, a, now.iopt.domains, true, scratch);
     if (isFailure(f)) {
       // The undo (iopt_fill_domains_pages err_undo) unfills what this call filled; nothing was published.
-      return { ...f, undo: abortAreas(now.st, where, ids) } as Failure;
+      return { ...f, undo: [...(f.undo ?? []), ...abortAreas(now.st, where, ids)] };
     }
     fill.push(...f);
   }

@@ -10,7 +10,8 @@
  */
 import type { DomainEvent } from '../events/domain.js';
 import type { State } from '../projections/state.js';
-import { findVma } from './mm.js';
+import { pinCountAt } from './mm.js';
+import { LINEAR, RunMap } from './mm_runmap.js';
 import { RangeMap } from './range_map.js';
 
 export const IOPT_PAGES_ACCOUNT_NONE = 0, IOPT_PAGES_ACCOUNT_USER = 1, IOPT_PAGES_ACCOUNT_MM = 2;
@@ -34,6 +35,8 @@ export interface IoptPages {
   readonly accessUsers: RangeMap;
   /** Per page index: 1 while pinned. */
   readonly pinned: RangeMap;
+  /** Per pinned page index: the frame pinned for it, as runs (the PFNs a domain maps). */
+  readonly frames: RunMap<number>;
 }
 
 /** Per-process pinning totals, in pages (`user->locked_vm`, `mm->locked_vm`, `mm->pinned_vm`). */
@@ -48,26 +51,8 @@ export type PagesEvent = Extract<DomainEvent, {
   type: 'PagesCreated' | 'PagesReleased' | 'PagesRefTaken' | 'PagesRefDropped' | 'AreaFilled' | 'AreaUnfilled' | 'PagesPinned' | 'PagesUnpinned' | 'AccountingCharged' | 'AccountingUncharged';
 }>;
 
-/**
- * The frame (physical page number) behind page `index` of `p`. Until the mm model hands out frames of its own, a
- * user page's frame is its VA page number and a memfd page's frame is the file page, in a range of its own per memfd,
- * so two mappings of one memfd page share a frame.
- */
-export function frameOf(st: State, p: IoptPages, index: number): number {
-  const page = BigInt(st.pageSize);
-  if (p.kind === 'file') return memfdFrame(p.memfd!, Number(p.fileStart / page) + index);
-  return Number(p.uptr / page) + index;
-}
-const MEMFD_FRAME_BASE = 2 ** 45;
-const memfdFrame = (memfd: number, filePage: number): number => MEMFD_FRAME_BASE + memfd * 2 ** 32 + filePage;
-
-/** The frame the process's page table maps at `va` now. */
-export function frameAtVa(st: State, va: bigint): number {
-  const page = BigInt(st.pageSize);
-  const v = findVma(st.mm, va);
-  if (v?.memfd !== undefined) return memfdFrame(v.memfd, Number((v.offset + (va - v.start)) / page));
-  return Number(va / page);
-}
+/** The frame pinned for page `index` of `p` (the kernel's pinned PFN), if it is pinned. */
+export const frameOf = (p: IoptPages, index: number): number | undefined => p.frames.get(index);
 
 export function pagesEvolve(st: State, ev: PagesEvent): void {
   switch (ev.type) {
@@ -75,6 +60,7 @@ export function pagesEvolve(st: State, ev: PagesEvent): void {
       st.pages.set(ev.pages, {
         id: ev.pages, kind: ev.kind, uptr: ev.uptr, memfd: ev.memfd, fileStart: ev.fileStart, npages: ev.npages,
         writable: ev.writable, accountMode: ev.accountMode, refs: 0, fillUsers: new RangeMap(), accessUsers: new RangeMap(), pinned: new RangeMap(),
+        frames: new RunMap(LINEAR),
       });
       if (ev.pages >= st.nextPages) st.nextPages = ev.pages + 1;
       return;
@@ -97,13 +83,13 @@ export function pagesEvolve(st: State, ev: PagesEvent): void {
       return;
     case 'PagesPinned':
     case 'PagesUnpinned': {
+      // The frames' own pin counts move with the mm model's FramesPinned/FramesUnpinned events.
       const p = pagesOf(st, ev.pages);
       const d = ev.type === 'PagesPinned' ? 1 : -1;
       p.pinned.add(ev.start, ev.last, d);
-      if (p.pinned.anyNonZero(ev.start, ev.last) && [...p.pinned.runs(ev.start, ev.last)].some((r) => r.count > 1))
-        throw new Error(`pages ${ev.pages} [${ev.start}, ${ev.last}] pinned twice`);
-      const f0 = frameOf(st, p, ev.start);
-      st.mm.pins.add(f0, f0 + (ev.last - ev.start), d);
+      if ([...p.pinned.runs(ev.start, ev.last)].some((r) => r.count > 1)) throw new Error(`pages ${ev.pages} [${ev.start}, ${ev.last}] pinned twice`);
+      if (ev.type === 'PagesPinned') p.frames.insert(ev.start, ev.last, ev.frame);
+      else p.frames.remove(ev.start, ev.last);
       return;
     }
     case 'AccountingCharged':
@@ -130,14 +116,12 @@ export function newPages(
   id: number, kind: 'user' | 'file', uptr: bigint, memfd: number | undefined, fileStart: bigint, npages: number,
   writable: boolean, accountMode: 0 | 1 | 2,
 ): IoptPages {
-  return { id, kind, uptr, memfd, fileStart, npages, writable, accountMode, refs: 0, fillUsers: new RangeMap(), accessUsers: new RangeMap(), pinned: new RangeMap() };
+  return { id, kind, uptr, memfd, fileStart, npages, writable, accountMode, refs: 0, fillUsers: new RangeMap(), accessUsers: new RangeMap(), pinned: new RangeMap(), frames: new RunMap(LINEAR) };
 }
 
 export function clonePages(p: IoptPages): IoptPages {
-  return { ...p, fillUsers: p.fillUsers.clone(), accessUsers: p.accessUsers.clone(), pinned: p.pinned.clone() };
+  return { ...p, fillUsers: p.fillUsers.clone(), accessUsers: p.accessUsers.clone(), pinned: p.pinned.clone(), frames: p.frames.clone() };
 }
 
-/** Pin references on the frame mapped at `va`. */
-export function pinRefs(st: State, va: bigint): number {
-  return st.mm.pins.get(frameAtVa(st, va));
-}
+/** Pin references on the frame mapped at `va` (page_ref_count / GUP_PIN_COUNTING_BIAS in MD_CHECK_REFS). */
+export const pinRefs = (st: State, va: bigint): number => pinCountAt(st.mm, st.pageSize, va);

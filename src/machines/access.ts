@@ -11,7 +11,7 @@
 import type { DomainEvent } from '../events/domain.js';
 import type { TraceHeader } from '../events/header.js';
 import { contigAreas, describeArea, IOMMU_READ, IOMMU_WRITE, type Iopt } from '../hw/io_pagetable.js';
-import { ioptAlignment, pinPagesRange, StepScratch } from '../hw/iopt_domains.js';
+import { ioptAlignment, pinPagesRange, StepScratch, unpinPagesEvents } from '../hw/iopt_domains.js';
 import type { Failure } from '../hw/iopt_ops.js';
 import { U64_MAX } from '../hw/u64.js';
 import type { AccessPiece } from '../projections/access.js';
@@ -105,7 +105,7 @@ export function accessUnpinEvents(st: State, ctx: IommufdCtx, access: KObject, i
       scratch.drop(p.id, r.start, r.last);
       if (left !== 1) continue;
       for (const f of freeOfFills(p, r.start, r.last)) {
-        events.push({ type: 'PagesUnpinned', pages: p.id, start: f.start, last: f.last });
+        events.push(...unpinPagesEvents(st, p, f.start, f.last, scratch.step));
         n += f.last - f.start + 1;
       }
     }
@@ -114,8 +114,9 @@ export function accessUnpinEvents(st: State, ctx: IommufdCtx, access: KObject, i
   return events;
 }
 
-/** Items unpinned earlier in the same step (the unmap callback can unpin several). */
+/** Items unpinned earlier in the same step (the unmap callback can unpin several), and the step's mm draft. */
 export class AccessScratch {
+  readonly step = new StepScratch();
   private readonly m = new Map<string, number>();
   dropped(p: number, at: number): number { return this.m.get(`${p}:${at}`) ?? 0; }
   drop(p: number, s: number, _l: number): void { this.m.set(`${p}:${s}`, this.dropped(p, s) + 1); }

@@ -15,7 +15,7 @@ import { groupAttachment, type HwptData } from '../projections/devices.js';
 import type { IdAllocator } from '../projections/ids.js';
 import type { IommufdCtx, KObject, State } from '../projections/state.js';
 import type { TraceHeader } from '../events/header.js';
-import { copyToUserEvents, fail, isNullPtr, respond, succeed, u32, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
+import { copyToUser, fail, respond, succeed, u32, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 import { AUTO_REQUEST, hwptPagingAllocEvents, hwptPagingDestroyEvents } from './hw_pagetable.js';
 
@@ -207,14 +207,15 @@ function iommufd_get_hw_info(c: Call, a: Arg): Step {
   if (type !== IOMMU_HW_INFO_TYPE_DEFAULT && type !== IOMMU_HW_INFO_TYPE_SELFTEST)
     return fail('EOPNOTSUPP', `selftest.c mock_domain_hw_info: requested type 0x${type.toString(16)} is neither DEFAULT nor SELFTEST`);
   const userLen = u32(a, 'data_len');
-  if (userLen > 0 && isNullPtr(a, 'data_uptr')) return fail('EFAULT', `${fn}: copy_to_user of ${userLen} bytes to a NULL data_uptr`);
   const data = new Uint8Array(userLen);
   data.set(MOCK_HW_INFO.subarray(0, Math.min(userLen, MOCK_HW_INFO.length)));
+  const copied = copyToUser(c, a.v.data_uptr, data);
+  if (copied.fault !== undefined) return fail('EFAULT', `${fn}: ${copied.fault}`, copied.events);
   const caps = (d.dirtyCapable ? IOMMU_HW_CAP_DIRTY_TRACKING : 0n) | IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED;
   return succeed(`${fn}: the mock IOMMU's ${MOCK_HW_INFO.length}-byte iommu_test_hw_info`, respond(a, {
     data_len: BigInt(MOCK_HW_INFO.length), out_data_type: BigInt(IOMMU_HW_INFO_TYPE_SELFTEST), in_data_type: BigInt(IOMMU_HW_INFO_TYPE_SELFTEST),
     out_max_pasid_log2: BigInt(d.pasidBits), out_capabilities: caps,
-  }), copyToUserEvents(c, a.v.data_uptr, data));
+  }), copied.events);
 }
 
 export const DEVICE_HANDLERS: Readonly<Record<string, Handler>> = {

@@ -21,7 +21,7 @@ import type { Iopt } from '../hw/io_pagetable.js';
 import { findVma } from '../hw/mm.js';
 import { U64_MAX } from '../hw/u64.js';
 import type { State } from '../projections/state.js';
-import { copyToUserEvents, fail, member, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type Step } from './ioctl.js';
+import { copyFromUser, copyToUserEvents, fail, member, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 
 const IOMMU_HWPT_DIRTY_TRACKING_ENABLE = 1;
@@ -46,9 +46,7 @@ export interface UserMemory {
 
 /** The production memory: writes through ioctl.ts `copyToUserEvents`; reads wait for ioctl.ts `copyFromUser`. */
 export const USER_MEMORY: UserMemory = {
-  read: (_c, ptr, length) => ({
-    unmodelled: `reading ${length} byte(s) of user memory at ${hex(ptr)} (copy_from_user is not wired to the memory model yet)`,
-  }),
+  read: (c, ptr, length) => copyFromUser(c, ptr, length),
   write: (c, ptr, data) => copyToUserEvents(c, ptr, data),
 };
 

@@ -14,9 +14,10 @@ import { areaLength, describeArea, IOMMU_READ, IOMMU_WRITE, usableRanges } from 
 import { iopt_get_pages, iopt_map_pages, iopt_unmap_iova_range, isFailure, putPages, type PagesSlice } from '../hw/iopt_ops.js';
 import { newPages } from '../hw/pages.js';
 import { notifyAccessesEvents } from './access.js';
+import { iommu_iova_range } from '../events/structs.js';
 import { accountModeFor, iopt_alloc_user_pages, iopt_disable_large_pages, readIopt } from './vfio_compat_iopt.js';
 import { ioptAlignment } from '../hw/iopt_domains.js';
-import { fail, isNullPtr, respond, succeed, u32, u64, unmodelled, userArray, type Arg, type Call, type Handler, type Operation, type Step } from './ioctl.js';
+import { copyToUser, fail, isNullPtr, respond, structToBytes, succeed, u32, u64, unmodelled, userArray, type Arg, type Call, type Handler, type Operation, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
@@ -72,13 +73,20 @@ function iommufd_ioas_iova_ranges(c: Call, a: Arg): Step {
   const iopt = g.o.ioas!.iopt;
   const holes = usableRanges(iopt);
   const room = u32(a, 'num_iovas');
-  if (holes.length > 0 && room > 0 && isNullPtr(a, 'allowed_iovas'))
-    return fail('EFAULT', 'ioas.c iommufd_ioas_iova_ranges: copy_to_user to a NULL allowed_iovas');
   const written = holes.slice(0, room).map((h) => ({ start: h.start, last: h.last }));
+  // The ranges go to user memory one element at a time; a fault stops the ioctl before the struct is copied back.
+  const mem: DomainEvent[] = [];
+  for (let k = 0; k < written.length; k++) {
+    const ptr = a.v.allowed_iovas;
+    const at = typeof ptr === 'bigint' ? ptr + BigInt(16 * k) : ptr;
+    const w = copyToUser(c, at, structToBytes(iommu_iova_range, written[k]!));
+    mem.push(...w.events);
+    if (w.fault !== undefined) return fail('EFAULT', `ioas.c iommufd_ioas_iova_ranges: ${w.fault}`, mem);
+  }
   const out = respond(a, { num_iovas: BigInt(holes.length), out_iova_alignment: iopt.iovaAlignment, allowed_iovas: written });
   if (holes.length > room)
-    return fail('EMSGSIZE', `ioas.c iommufd_ioas_iova_ranges: ${holes.length} ranges do not fit num_iovas=${room}`, [], out);
-  return succeed(`ioas.c iommufd_ioas_iova_ranges: ${holes.length} usable range(s) outside the reserved ranges`, out);
+    return fail('EMSGSIZE', `ioas.c iommufd_ioas_iova_ranges: ${holes.length} ranges do not fit num_iovas=${room}`, mem, out);
+  return succeed(`ioas.c iommufd_ioas_iova_ranges: ${holes.length} usable range(s) outside the reserved ranges`, out, mem);
 }
 
 /** `iommufd_ioas_allow_iovas` → `iopt_set_allow_iova`: replaces the whole allowed list, atomically. */
@@ -89,7 +97,7 @@ function iommufd_ioas_allow_iovas(c: Call, a: Arg): Step {
   const g = getIoas(c, id, 'iommufd_ioas_allow_iovas');
   if (g.err) return g.err;
   const num = u32(a, 'num_iovas');
-  const arr = userArray(a, 'allowed_iovas', num);
+  const arr = userArray(c, a, 'allowed_iovas', num);
   if ('unmodelled' in arr) return unmodelled(arr.unmodelled);
   if ('errno' in arr) return fail(arr.errno, `${fn}: ${arr.why}`);
   const ranges: { start: bigint; last: bigint }[] = [];

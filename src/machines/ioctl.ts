@@ -12,6 +12,8 @@
 import type { DomainEvent } from '../events/domain.js';
 import type { Errno } from '../events/errno.js';
 import type { TraceHeader } from '../events/header.js';
+import type { StructDef } from '../events/structs.js';
+import { isMmFault, memRead, memWriteEvents } from '../hw/mm.js';
 import type { IommufdCtx, State } from '../projections/state.js';
 
 import type { Arg } from '../events/resolve.js';
@@ -39,7 +41,7 @@ export const isNullPtr = (a: Arg, name: string): boolean => {
  * (EFAULT when anything is to be read). A raw pointer into user memory needs page contents, which are read from the
  * mm model once it holds them.
  */
-export function userArray(a: Arg, name: string, count: number):
+export function userArray(c: Call, a: Arg, name: string, count: number):
   { elems: readonly Arg[] } | { errno: 'EFAULT'; why: string } | { unmodelled: string } {
   if (count === 0) return { elems: [] };
   const v = a.v[name];
@@ -48,17 +50,64 @@ export function userArray(a: Arg, name: string, count: number):
     return { elems: v.slice(0, count) };
   }
   if (v === undefined || v === 0n) return { errno: 'EFAULT', why: `copy_from_user of ${count} element(s) from a NULL ${name}` };
-  return { unmodelled: `${name} given as a raw pointer (reading arrays from user memory)` };
+  const f = a.def.byName.get(name);
+  if (typeof v !== 'bigint' || f?.type.t !== 'array') return { unmodelled: `${name} given as inline data` };
+  const elem = f.type.elem;
+  if (count * elem.size > 1 << 24) return { unmodelled: `reading ${count} elements of ${name}` };
+  const bytes = copyFromUser(c, v, count * elem.size);
+  if (!(bytes instanceof Uint8Array)) return bytes;
+  const elems: Arg[] = [];
+  for (let i = 0; i < count; i++) elems.push(structFromBytes(elem, bytes.subarray(i * elem.size, (i + 1) * elem.size)));
+  return { elems };
 }
 
 /**
- * The kernel's `copy_to_user` of `data` to a user pointer field: the events that write user memory. A pointer given
- * inline in the trace names no memory, so nothing is written.
+ * The kernel's `copy_to_user` of `data` to a user pointer field: the events that write user memory, and EFAULT when
+ * a page cannot be written (the bytes before it are written all the same). A pointer given inline in the trace names
+ * no memory, so nothing is written.
  */
-export function copyToUserEvents(c: Call, ptr: Arg['v'][string] | undefined, data: Uint8Array): readonly DomainEvent[] {
-  if (typeof ptr !== 'bigint' || ptr === 0n || data.length === 0) return [];
-  void c;
-  return [];
+export function copyToUser(c: Call, ptr: Arg['v'][string] | undefined, data: Uint8Array): { events: readonly DomainEvent[]; fault?: string } {
+  if (typeof ptr !== 'bigint' || data.length === 0) return { events: [] };
+  if (ptr === 0n) return { events: [], fault: 'copy_to_user to a NULL pointer' };
+  const r = memWriteEvents(c.k.st.mm, c.k.st.memory, c.k.st.pageSize, ptr, data);
+  return isMmFault(r) ? { events: r.events, fault: `copy_to_user at 0x${ptr.toString(16)}: ${r.why}` } : { events: r.events };
+}
+export const copyToUserEvents = (c: Call, ptr: Arg['v'][string] | undefined, data: Uint8Array): readonly DomainEvent[] => copyToUser(c, ptr, data).events;
+
+/** The kernel's `copy_from_user` of `length` bytes at `ptr`. */
+export function copyFromUser(c: Call, ptr: bigint, length: number): Uint8Array | { errno: 'EFAULT'; why: string } {
+  if (ptr === 0n) return { errno: 'EFAULT', why: 'copy_from_user from a NULL pointer' };
+  const r = memRead(c.k.st.mm, c.k.st.memory, c.k.st.pageSize, ptr, length);
+  return r instanceof Uint8Array ? r : { errno: 'EFAULT', why: `copy_from_user at 0x${ptr.toString(16)}: ${r.why}` };
+}
+
+/** A struct of integer fields laid out little endian at its offsets, as the kernel reads it from user memory. */
+export function structFromBytes(def: StructDef, bytes: Uint8Array): Arg {
+  const v: Record<string, bigint> = {};
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (const f of def.fields) {
+    const t = f.type.t === 'flags' || f.type.t === 'enum' ? f.type.width : f.type.t;
+    if (t === 'u64') v[f.name] = dv.getBigUint64(f.off, true);
+    else if (t === 'u32' || t === 's32') v[f.name] = BigInt(dv.getUint32(f.off, true));
+    else if (t === 'u16') v[f.name] = BigInt(dv.getUint16(f.off, true));
+    else if (t === 'u8') v[f.name] = BigInt(dv.getUint8(f.off));
+  }
+  return { def, size: def.size, tail: undefined, v };
+}
+
+/** The little-endian bytes of a struct of integer fields (copy_to_user of an array element). */
+export function structToBytes(def: StructDef, values: Readonly<Record<string, bigint>>): Uint8Array {
+  const out = new Uint8Array(def.size);
+  const dv = new DataView(out.buffer);
+  for (const f of def.fields) {
+    const x = values[f.name] ?? 0n;
+    const t = f.type.t === 'flags' || f.type.t === 'enum' ? f.type.width : f.type.t;
+    if (t === 'u64') dv.setBigUint64(f.off, x, true);
+    else if (t === 'u32' || t === 's32') dv.setUint32(f.off, Number(x & 0xffff_ffffn), true);
+    else if (t === 'u16') dv.setUint16(f.off, Number(x & 0xffffn), true);
+    else if (t === 'u8') dv.setUint8(f.off, Number(x & 0xffn));
+  }
+  return out;
 }
 
 export const member = (a: Arg, name: string): Arg | undefined => {

@@ -7,7 +7,7 @@
 import type { DomainEvent, FileRef } from '../events/domain.js';
 import { FLAG_SETS } from '../events/flags.js';
 import { U64_MAX } from '../events/values.js';
-import { chooseMmapAddress } from '../hw/mm.js';
+import { chooseMmapAddress, ftruncateEvents, isMmFault, madviseEvents, memRead, memWriteEvents, mmapEvents, munmapEvents } from '../hw/mm.js';
 import { cloneState, evolve, type State } from '../projections/state.js';
 import { fail, succeed, unmodelled, type Kernel, type Step } from './ioctl.js';
 import { releaseEvents } from './destroy.js';
@@ -127,9 +127,9 @@ export function sys_mmap(k: Kernel, a: MmapArgs, want: bigint | undefined): Step
   const addr = fixed ? a.addr : want !== undefined && want % page === 0n ? want : chooseMmapAddress(k.st.mm, len, k.st.pageSize);
   if (addr === undefined) return fail('ENOMEM', 'mm/mmap.c get_unmapped_area: no gap fits');
   if (addr + len - 1n > U64_MAX) return fail('ENOMEM', 'mm/mmap.c: mapping would pass the end of the address space');
-  return succeed(`mmap [0x${addr.toString(16)}, 0x${(addr + len - 1n).toString(16)}]`, undefined, [
-    { type: 'VmaMapped', start: addr, length: len, prot: Number(a.prot), flags: Number(a.flags), memfd, offset: a.offset },
-  ], addr);
+  // Whatever the new mapping replaces is unmapped first: invalidated, zapped, freed (hw/mm_unmap.ts).
+  const events = mmapEvents(k.st.mm, k.st.memory, k.st.pageSize, { start: addr, length: len, prot: Number(a.prot), flags: Number(a.flags), memfd, offset: a.offset });
+  return succeed(`mmap [0x${addr.toString(16)}, 0x${(addr + len - 1n).toString(16)}]`, undefined, events, addr);
 }
 
 export function sys_munmap(k: Kernel, addr: bigint, length: bigint): Step {
@@ -138,12 +138,26 @@ export function sys_munmap(k: Kernel, addr: bigint, length: bigint): Step {
   if (length === 0n) return fail('EINVAL', 'mm/mmap.c do_vmi_munmap: length 0');
   const len = (length + page - 1n) & ~(page - 1n);
   if (addr + len - 1n > U64_MAX) return fail('EINVAL', 'mm/mmap.c do_vmi_munmap: range passes the end of the address space');
-  return succeed(`munmap [0x${addr.toString(16)}, 0x${(addr + len - 1n).toString(16)}]`, undefined, [{ type: 'VmaUnmapped', start: addr, length: len }]);
+  return succeed(`munmap [0x${addr.toString(16)}, 0x${(addr + len - 1n).toString(16)}]`, undefined, munmapEvents(k.st.mm, k.st.memory, k.st.pageSize, addr, len));
 }
 
-export function sys_madvise(k: Kernel, addr: bigint): Step {
-  if (addr % BigInt(k.st.pageSize) !== 0n) return fail('EINVAL', 'mm/madvise.c: address is not page aligned');
-  return unmodelled('madvise (page contents and mmu_notifier invalidation)');
+/** mm/madvise.c do_madvise: argument checks, then the advice VMA by VMA (hw/mm_unmap.ts madviseEvents). */
+export function sys_madvise(k: Kernel, addr: bigint, length: bigint, advice: bigint): Step {
+  const r = madviseEvents(k.st.mm, k.st.memory, k.st.pageSize, addr, length, Number(advice));
+  return isMmFault(r) ? fail(r.errno, r.why, r.events) : succeed(r.why, undefined, r.events);
+}
+
+/** A CPU store into user memory: faults in what is missing; a fault part way keeps the bytes before it. */
+export function sys_mem_write(k: Kernel, addr: bigint, data: Uint8Array): Step {
+  const r = memWriteEvents(k.st.mm, k.st.memory, k.st.pageSize, addr, data);
+  return isMmFault(r) ? fail(r.errno, r.why, r.events) : succeed(r.why, undefined, r.events);
+}
+
+/** A CPU load from user memory; the bytes are `out.data`. */
+export function sys_mem_read(k: Kernel, addr: bigint, length: bigint): Step {
+  if (length > 0x7fff_ffffn) return unmodelled(`mem_read of ${length} bytes`);
+  const r = memRead(k.st.mm, k.st.memory, k.st.pageSize, addr, Number(length));
+  return isMmFault(r) ? fail(r.errno, r.why) : succeed(`read ${length} byte(s) at 0x${addr.toString(16)}`, { data: r });
 }
 
 export function sys_memfd_create(k: Kernel, name: string, flags: bigint, want: bigint | undefined): Step {
@@ -162,7 +176,7 @@ export function sys_ftruncate(k: Kernel, fd: number, length: bigint): Step {
   if (f === undefined) return fail('EBADF', `ftruncate: fd ${fd} is not open`);
   if (f.kind !== 'memfd') return fail('EINVAL', 'ftruncate: not a regular file');
   if (length > 0x7fff_ffff_ffff_ffffn) return fail('EINVAL', 'ftruncate: length above LLONG_MAX');
-  return succeed(`memfd ${f.memfd} is now ${length} bytes`, undefined, [{ type: 'MemfdResized', memfd: f.memfd, size: length }]);
+  return succeed(`memfd ${f.memfd} is now ${length} bytes`, undefined, ftruncateEvents(k.st.mm, k.st.pageSize, f.memfd, length));
 }
 
 export const notModelledOp = (what: string): Step => unmodelled(what);

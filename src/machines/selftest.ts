@@ -8,7 +8,8 @@ import { ENUMS } from '../events/flags.js';
 import { U64_MAX } from '../events/values.js';
 import { fail, member, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
 import { isFullyMapped } from '../hw/mm.js';
-import { frameAtVa, pinRefs } from '../hw/pages.js';
+import { pinRefs } from '../hw/pages.js';
+import { frameAt } from '../hw/mm.js';
 import type { DomainEvent } from '../events/domain.js';
 import { iovaToPhys, minPageSize } from '../hw/domain.js';
 import { isFailure } from '../hw/iopt_ops.js';
@@ -146,7 +147,10 @@ function md_check_map(c: Call, a: Arg): Step {
   for (let off = 0n; off < length; off += ps) {
     const va = uptr + off;
     if (c.k.st.memory === 'explicit' && !isFullyMapped(c.k.st.mm, va, va)) return fail('EFAULT', `${fn}: get_user_pages_fast(0x${va.toString(16)}): no VMA maps it`);
-    const want = BigInt(frameAtVa(c.k.st, va)) * page + (va % page);
+    const frame = frameAt(c.k.st.mm, va);
+    // An untouched page would be faulted in fresh by GUP: no domain can map a page that did not exist yet.
+    if (frame === undefined) return fail('EINVAL', `${fn}: the user page at 0x${va.toString(16)} was never touched, so IOVA 0x${(iova + off).toString(16)} cannot translate to it`);
+    const want = BigInt(frame) * page + (va % page);
     const got = iovaToPhys(d, iova + off);
     if (got !== want)
       return fail('EINVAL', `${fn}: IOVA 0x${(iova + off).toString(16)} translates to ${got === undefined ? 'nothing' : `phys 0x${got.toString(16)}`}, the user page at 0x${va.toString(16)} is phys 0x${want.toString(16)}`);

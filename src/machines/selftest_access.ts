@@ -5,7 +5,8 @@
  */
 import type { DomainEvent } from '../events/domain.js';
 import { isFailure } from '../hw/iopt_ops.js';
-import { frameAtVa, frameOf } from '../hw/pages.js';
+import { frameOf } from '../hw/pages.js';
+import { frameAt } from '../hw/mm.js';
 import { fail, member, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 import { accessAttachEvents, accessDetachEvents, accessPinEvents, accessUnpinEvents, testAccessUnmapEvents } from './access.js';
@@ -72,11 +73,16 @@ export function access_pages(c: Call, a: Arg): Step {
     const page = BigInt(c.k.st.pageSize);
     const pinned = ev.find((e) => e.type === 'AccessPinned');
     const start = uptr - (iova % page);
+    // Frames pinned by this call are in its PagesPinned events; the others were pinned before.
+    const fresh = ev.flatMap((e) => (e.type === 'PagesPinned' ? [e] : []));
+    const frameIn = (pages: number, idx: number): number | undefined => {
+      const e = fresh.find((x) => x.pages === pages && x.start <= idx && idx <= x.last);
+      return e !== undefined ? e.frame + (idx - e.start) : frameOf(c.k.st.pages.get(pages)!, idx);
+    };
     let k = 0n;
     for (const piece of pinned?.type === 'AccessPinned' ? pinned.pieces : []) {
-      const p = c.k.st.pages.get(piece.pages)!;
       for (let idx = piece.start; idx <= piece.last; idx++, k++) {
-        if (frameOf(c.k.st, p, idx) !== frameAtVa(c.k.st, start + k * page))
+        if (frameIn(piece.pages, idx) !== frameAt(c.k.st.mm, start + k * page))
           return fail('EBADE', `${fn}: pinned page ${k} is not the user page at 0x${(start + k * page).toString(16)}`);
       }
     }

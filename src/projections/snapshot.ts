@@ -5,6 +5,7 @@
  */
 import { LIFE_STATES } from '../machines/lifecycle.js';
 import type { State } from './state.js';
+import { viewMm } from '../hw/mm.js';
 import type { Iopt } from '../hw/io_pagetable.js';
 import { viewDirty } from '../hw/dirty.js';
 
@@ -39,9 +40,7 @@ export function viewState(s: State) {
     })),
     nextCtx: s.nextCtx,
     nextMemfd: s.nextMemfd,
-    vmas: s.mm.vmas.map((v) => ({ start: hex(v.start), last: hex(v.last), prot: v.prot, flags: v.flags, memfd: v.memfd ?? null, offset: hex(v.offset) })),
-    memfds: byKey(s.mm.memfds).map(([, m]) => ({ id: m.id, name: m.name, size: hex(m.size) })),
-    pins: [...s.mm.pins.runs()].map((r) => [r.start, r.last, r.count]),
+    mm: viewMm(s.mm),
     pages: byKey(s.pages).map(([, p]) => ({
       ...p, uptr: hex(p.uptr), fileStart: hex(p.fileStart), memfd: p.memfd ?? null,
       fillUsers: [...p.fillUsers.runs()].map((r) => [r.start, r.last, r.count]), pinned: [...p.pinned.runs()].map((r) => [r.start, r.last]),

@@ -112,6 +112,7 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'TraceStarted':
       s.pageSize = ev.pageSize;
       s.memory = ev.memory;
+      mmEvolve(s.mm, ev);
       return s;
     case 'FdInstalled':
       if (s.fds.has(ev.fd)) throw new ProjectionError(`fd ${ev.fd} is already open`);
@@ -308,6 +309,15 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'VmaUnmapped':
     case 'MemfdCreated':
     case 'MemfdResized':
+    case 'FilePagesAdded':
+    case 'FilePagesDropped':
+    case 'PagesFaulted':
+    case 'PtesZapped':
+    case 'FramesFreed':
+    case 'FramesPinned':
+    case 'FramesUnpinned':
+    case 'MemWritten':
+    case 'MmuNotifierInvalidate':
       mmEvolve(s.mm, ev);
       return s;
     case 'CallCompleted':

@@ -190,8 +190,8 @@ export class Replayer implements Kernel {
         return r && sys.sys_munmap(this, r.addr, r.length);
       }
       case 'madvise': {
-        const r = this.resolveAll({ addr: ev.addr });
-        return r && sys.sys_madvise(this, r.addr);
+        const r = this.resolveAll({ addr: ev.addr, length: ev.length });
+        return r && sys.sys_madvise(this, r.addr, r.length, ev.advice);
       }
       case 'memfd_create':
         return sys.sys_memfd_create(this, ev.name, ev.flags, this.wanted(ev));
@@ -201,8 +201,14 @@ export class Replayer implements Kernel {
       }
       case 'read': case 'write': case 'pread': case 'pwrite':
         return sys.notModelledOp(`${ev.op} (fault and event queue fds, VFIO regions)`);
-      case 'mem_write': case 'mem_read':
-        return sys.notModelledOp(`${ev.op} (page contents)`);
+      case 'mem_write': {
+        const r = this.resolveAll({ addr: ev.addr });
+        return r && sys.sys_mem_write(this, r.addr, ev.data);
+      }
+      case 'mem_read': {
+        const r = this.resolveAll({ addr: ev.addr, length: ev.length });
+        return r && sys.sys_mem_read(this, r.addr, r.length);
+      }
       case 'dma':
         return sys.notModelledOp('dma (devices, IOTLBs and domains)');
     }
@@ -312,7 +318,10 @@ export class Replayer implements Kernel {
       const problems = compareOut(out as TraceStruct, o.out, this.env, this.poisoned, ev.line);
       for (const p of problems) this.diverge(p.field, p.observed, p.predicted, p.why ?? o.why);
     } else if (out instanceof Uint8Array) {
-      this.diverge('out.data', 'bytes', 'not modelled', 'not modelled yet: data returned by this call');
+      const got = o.kind === 'ok' ? o.out?.['data'] : undefined;
+      if (!(got instanceof Uint8Array)) this.diverge('out.data', 'bytes', 'not modelled', 'not modelled yet: data returned by this call');
+      else if (Buffer.compare(got, out) !== 0)
+        this.diverge('out.data', Buffer.from(out).toString('hex'), Buffer.from(got).toString('hex'), o.why);
     }
   }
 }
