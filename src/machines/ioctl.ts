@@ -67,8 +67,9 @@ export function userArray(c: Call, a: Arg, name: string, count: number):
  * no memory, so nothing is written.
  */
 export function copyToUser(c: Call, ptr: Arg['v'][string] | undefined, data: Uint8Array): { events: readonly DomainEvent[]; fault?: string } {
-  if (typeof ptr !== 'bigint' || data.length === 0) return { events: [] };
-  if (ptr === 0n) return { events: [], fault: 'copy_to_user to a NULL pointer' };
+  if (data.length === 0 || (ptr !== undefined && typeof ptr !== 'bigint')) return { events: [] };
+  // An absent pointer field is 0 (NULL), as the trace format says of every missing field.
+  if (ptr === undefined || ptr === 0n) return { events: [], fault: 'copy_to_user to a NULL pointer' };
   const r = memWriteEvents(c.k.st.mm, c.k.st.memory, c.k.st.pageSize, ptr, data);
   return isMmFault(r) ? { events: r.events, fault: `copy_to_user at 0x${ptr.toString(16)}: ${r.why}` } : { events: r.events };
 }

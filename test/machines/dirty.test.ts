@@ -7,6 +7,7 @@
  * directly (they are not in the dispatch tables yet) with a user memory the test controls.
  */
 import fc from 'fast-check';
+import { memRead } from '../../src/hw/mm.js';
 import { describe, expect, it } from 'vitest';
 import type { DomainEvent } from '../../src/events/domain.js';
 import { resolveStruct, Unbound } from '../../src/events/resolve.js';
@@ -318,10 +319,12 @@ describe('IOMMU_HWPT_GET_DIRTY_BITMAP', () => {
     expect(mem.peek(BMP, 1)).toEqual([0x03]); // bit 1 is the clean IOPTE at 0x300000
   });
 
-  it('needs the user memory to OR into: the production memory answers not-modelled when a bit is to be written', () => {
+  it('ORs its bits into the bitmap in the modelled user memory', () => {
     const st = build(...world(), dirtied(1, pte(BASE)));
     const ran = call(st, iommufd_hwpt_get_dirty_bitmap, 'IOMMU_HWPT_GET_DIRTY_BITMAP', get({}));
-    expect(ran.done.outcome.kind).toBe('unmodelled');
+    expect(ran.done.outcome.kind).toBe('ok');
+    const bytes = memRead(st.mm, st.memory, 4096, BMP, 1);
+    expect(bytes instanceof Uint8Array && bytes[0]! & 1).toBe(1);
     expectOk(call(build(...world()), iommufd_hwpt_get_dirty_bitmap, 'IOMMU_HWPT_GET_DIRTY_BITMAP', get({})), []);
   });
 });
@@ -387,9 +390,9 @@ describe('IOMMU_TEST_OP_DIRTY', () => {
       [{ type: 'DomainDirtied', domain: 1, ranges: [pte(0x20_0000n, M1)] }]);
   });
 
-  it('reads uptr from user memory: the production memory answers not-modelled', () => {
+  it('reads uptr from the modelled user memory: an untouched bitmap has no bit set', () => {
     const ran = call(build(...world(), tracking(1)), test_dirty, 'IOMMU_TEST_CMD', { op: 'IOMMU_TEST_OP_DIRTY', id: 2, dirty: args() });
-    expect(ran.done.outcome.kind).toBe('unmodelled');
+    expect(ran.done.outcome.kind === 'ok' && ran.done.outcome.out).toMatchObject({ dirty: { out_nr_dirty: 0n } });
   });
 });
 

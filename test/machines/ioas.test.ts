@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { given, ioasAllocated, ioctl, opened } from '../support/given.js';
+import { memRead } from '../../src/hw/mm.js';
 
 describe('IOMMU_IOAS_ALLOC', () => {
   it('allocates the lowest free id from 1, reserving it before it is finalized', () => {
@@ -22,8 +23,16 @@ describe('IOMMU_IOAS_ALLOC', () => {
 
 describe('IOMMU_IOAS_IOVA_RANGES', () => {
   it('reports one range covering the whole u64 space with alignment 1 on a fresh IOAS', () => {
-    given(opened(), ioasAllocated(1)).when(ioctl('IOMMU_IOAS_IOVA_RANGES', { ioas_id: 1, num_iovas: 1, allowed_iovas: '0x7f0000000000' }))
-      .then([], { num_iovas: 1n, out_iova_alignment: 1n, allowed_iovas: [{ start: 0n, last: (1n << 64n) - 1n }] });
+    const r = given([{ type: 'TraceStarted', pageSize: 4096, memory: 'implicit' }], opened(), ioasAllocated(1))
+      .when(ioctl('IOMMU_IOAS_IOVA_RANGES', { ioas_id: 1, num_iovas: 1, allowed_iovas: '0x7f0000000000' }))
+      .thenOk({ num_iovas: 1n, out_iova_alignment: 1n, allowed_iovas: [{ start: 0n, last: (1n << 64n) - 1n }] });
+    // The range went to user memory as {start, last}, little endian.
+    const mem = memRead(r.state.mm, 'implicit', 4096, 0x7f0000000000n, 16);
+    expect(Buffer.from(mem as Uint8Array).toString('hex')).toBe('0000000000000000ffffffffffffffff');
+  });
+
+  it('answers EFAULT when the ranges are to be written to memory that is not mapped', () => {
+    given(opened(), ioasAllocated(1)).when(ioctl('IOMMU_IOAS_IOVA_RANGES', { ioas_id: 1, num_iovas: 1, allowed_iovas: '0x7f0000000000' })).thenFails('EFAULT');
   });
 
   it('answers EFAULT when there is a range to write and allowed_iovas is NULL', () => {

@@ -92,6 +92,17 @@ export function given(...batches: DomainEvent[][]) {
           }
           return r;
         },
+        /** The call succeeds and writes back `out` (its events are not compared: memory writes, faults...). */
+        thenOk(out?: Out, ret = 0n): Ran {
+          const r = ran();
+          const o = r.done.outcome;
+          expect(o.kind, o.kind === 'err' ? `${o.errno}: ${o.why}` : o.kind === 'unmodelled' ? o.what : '').toBe('ok');
+          if (o.kind === 'ok') {
+            expect(o.ret).toBe(ret);
+            if (out !== undefined) expect(o.out).toMatchObject(out);
+          }
+          return r;
+        },
         /** The call fails with `errno` and decides no event. */
         thenFails(errno: Errno, whyMatches?: RegExp): Ran {
           const r = ran();
