@@ -95,6 +95,13 @@ export type DomainEvent =
   | { readonly type: 'DomainUnmapped'; readonly domain: number; readonly iova: bigint; readonly last: bigint }
   /** A device's DMA walked the page table and cached the translation of [iova, last] (IOMMU page granular). */
   | { readonly type: 'IotlbFilled'; readonly domain: number; readonly iova: bigint; readonly last: bigint; readonly phys: bigint; readonly prot: number }
+  /** A device's DMA through the IOMMU: `phys` is where each translated piece landed. */
+  | {
+    readonly type: 'DmaCompleted'; readonly dev: string; readonly domain: number; readonly iova: bigint; readonly length: bigint;
+    readonly write: boolean; readonly pieces: readonly { readonly iova: bigint; readonly last: bigint; readonly phys: bigint; readonly fromIotlb: boolean }[];
+  }
+  /** The IOMMU refused a DMA: no translation, or one without the needed permission (an IO page fault). */
+  | { readonly type: 'IoPageFault'; readonly dev: string; readonly domain: number; readonly iova: bigint; readonly write: boolean; readonly reason: string }
   /** `iommu_iotlb_sync` / flush: cached translations of [iova, last] are gone. Only this empties an IOTLB. */
   | { readonly type: 'IotlbFlushed'; readonly domain: number; readonly iova: bigint; readonly last: bigint }
   /** mock_domain_set_dirty_tracking: MOCK_DIRTY_TRACK of `domain` changes (no event when unchanged). */
@@ -180,6 +187,8 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
   DomainUnmapped: ['iova', 'last'],
   IotlbFilled: ['iova', 'last', 'phys'],
   IotlbFlushed: ['iova', 'last'],
+  DmaCompleted: ['iova', 'length'],
+  IoPageFault: ['iova'],
   IoptDomainAdded: ['iovaAlignment'],
   IoptDomainRemoved: ['iovaAlignment'],
   IoasLargePagesSet: ['iovaAlignment'],

@@ -19,7 +19,7 @@ const TYPES = new Set<string>([
   'ObjectAborted', 'ObjectDestroyed', 'ObjectRefTaken', 'ObjectRefDropped', 'AccountModeSet', 'IoasLargePagesSet', 'VfioIoasSet', 'VmaMapped', 'VmaUnmapped',
   'MemfdCreated', 'MemfdResized', 'CallCompleted', 'Diverged', 'PagesCreated', 'PagesReleased', 'PagesRefTaken', 'PagesRefDropped', 'AreaFilled', 'AreaUnfilled', 'PagesPinned',
   'PagesUnpinned', 'AccountingCharged', 'AccountingUncharged', 'AreaReserved', 'AreaPublished', 'AreaSplit',
-  'AreaUnpublished', 'AreaRemoved', 'AllowedIovasSet', 'ReservedAdded', 'ReservedRemoved', 'TestMemoryLimitSet', 'DomainAllocated', 'DomainFreed', 'DomainMapped', 'DomainUnmapped', 'DomainDirtyTrackingSet', 'DomainDirtied', 'DomainDirtyCleared', 'IotlbFilled', 'IotlbFlushed',
+  'AreaUnpublished', 'AreaRemoved', 'AllowedIovasSet', 'ReservedAdded', 'ReservedRemoved', 'TestMemoryLimitSet', 'DomainAllocated', 'DomainFreed', 'DomainMapped', 'DomainUnmapped', 'DomainDirtyTrackingSet', 'DomainDirtied', 'DomainDirtyCleared', 'IotlbFilled', 'IotlbFlushed', 'DmaCompleted', 'IoPageFault',
   'IoptDomainAdded', 'IoptDomainRemoved', 'HwptInitialized', 'DeviceBound', 'CtxRefTaken', 'CtxRefDropped', 'VfioDeviceBound', 'VfioDeviceUnbound', 'VfioGroupContainerSet', 'VfioGroupContainerUnset', 'AccessInitialized', 'AccessAttached', 'AccessDetached',
   'AccessPinned', 'AccessUnpinned', 'AreaAccessPrevented', 'SelftestInitialized', 'DeviceAttached', 'DeviceDetached',
 ] satisfies DomainEvent['type'][]);

@@ -322,6 +322,8 @@ export function evolve(s: State, ev: DomainEvent): State {
       return s;
     case 'CallCompleted':
     case 'Diverged':
+    case 'DmaCompleted':
+    case 'IoPageFault':
       return s;
   }
 }

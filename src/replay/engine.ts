@@ -16,6 +16,7 @@ import type { RawInt, TraceStruct } from '../events/struct_codec.js';
 import { decodeEvent, decodeIoctlArg, decodeIoctlOut, formatTraceError, type TraceError, type TraceEvent } from '../events/trace.js';
 import { commandFor } from '../events/uapi.js';
 import { isVar, ok } from '../events/values.js';
+import { sys_dma } from '../machines/dma.js';
 import { runToCompletion, type Done, type Kernel, type Outcome, type Step } from '../machines/ioctl.js';
 import { iommufd_fops_ioctl, type IoctlInput } from '../machines/main.js';
 import { vfio_device_ioctl } from '../machines/vfio_device.js';
@@ -209,8 +210,12 @@ export class Replayer implements Kernel {
         const r = this.resolveAll({ addr: ev.addr, length: ev.length });
         return r && sys.sys_mem_read(this, r.addr, r.length);
       }
-      case 'dma':
-        return sys.notModelledOp('dma (devices, IOTLBs and domains)');
+      case 'dma': {
+        const dev = typeof ev.dev === 'string' ? ev.dev : this.use(ev.dev, 'dev');
+        const r = this.resolveAll({ pasid: ev.pasid ?? 0n, iova: ev.iova, length: ev.length });
+        return dev === undefined || r === undefined ? undefined
+          : sys_dma(this, { dev, pasid: r.pasid, iova: r.iova, length: r.length, write: ev.write, data: ev.data });
+      }
     }
   }
 

@@ -1,0 +1,135 @@
+/**
+ * Device DMA through the IOMMU (the trace's `dma` op): the device's attachment at the PASID gives the domain; each
+ * IOMMU page of the access is translated by the IOTLB first and, on a miss, by the domain's page table (and the
+ * translation is then cached). No translation, or one without the needed permission, is an IO page fault: the DMA
+ * fails with EFAULT. A write stores the bytes into the physical pages and marks the IOPTEs dirty when the domain
+ * tracks dirty pages; a read returns what the physical pages hold.
+ *
+ * What the model does not know is which pages a device may still reach: a translation cached in an IOTLB survives
+ * the unmap until the flush, which is exactly the hazard the kernel's unmap order (unmap, flush, unpin) prevents.
+ */
+import type { DomainEvent } from '../events/domain.js';
+import { minPageSize, type HwDomain } from '../hw/domain.js';
+import { markDirtyEvents } from '../hw/dirty.js';
+import { IOMMU_READ, IOMMU_WRITE, areaIterFirst } from '../hw/io_pagetable.js';
+import { iotlbLookup } from '../hw/iotlb.js';
+import type { IommufdCtx, KObject, State } from '../projections/state.js';
+import { fail, succeed, unmodelled, type Kernel, type Step } from './ioctl.js';
+
+const hex = (v: bigint): string => `0x${v.toString(16)}`;
+
+/** The device a trace's `dma` names: a VFIO device path, or the id of a mock device's selftest object or DEVICE. */
+function deviceOf(st: State, dev: string | bigint): { ctx: IommufdCtx; idev: KObject } | undefined {
+  if (typeof dev === 'string') {
+    for (const [fd, b] of st.vfioBinds) {
+      const f = st.fds.get(fd);
+      if (f?.kind === 'vfio_device' && f.path === dev) {
+        const ctx = st.ctxs.get(b.ctx)!;
+        return { ctx, idev: ctx.objects.get(b.idev)! };
+      }
+    }
+    return undefined;
+  }
+  for (const ctx of st.ctxs.values()) {
+    const o = ctx.objects.get(Number(dev));
+    if (o?.stdev !== undefined) return { ctx, idev: ctx.objects.get(o.stdev.idev)! };
+    if (o?.idev !== undefined) return { ctx, idev: o };
+  }
+  return undefined;
+}
+
+/** The physical bytes at `phys`, from the frames' contents (an unwritten page reads as zeros). */
+function physRead(st: State, phys: bigint, length: number): Uint8Array {
+  const ps = BigInt(st.pageSize);
+  const out = new Uint8Array(length);
+  for (let done = 0; done < length;) {
+    const at = phys + BigInt(done);
+    const frame = Number(at / ps), off = Number(at % ps);
+    const n = Math.min(st.pageSize - off, length - done);
+    const page = st.mm.data.get(frame);
+    if (page !== undefined) out.set(page.subarray(off, off + n), done);
+    done += n;
+  }
+  return out;
+}
+
+/** The stores of `data` at `phys`, one event per page, only into frames that still exist. */
+function physWriteEvents(st: State, phys: bigint, data: Uint8Array): DomainEvent[] {
+  const ps = BigInt(st.pageSize);
+  const out: DomainEvent[] = [];
+  for (let done = 0; done < data.length;) {
+    const at = phys + BigInt(done);
+    const frame = Number(at / ps), off = Number(at % ps);
+    const n = Math.min(st.pageSize - off, data.length - done);
+    if (st.mm.frames.get(frame) !== undefined)
+      out.push({ type: 'MemWritten', frame, offset: off, data: Buffer.from(data.subarray(done, done + n)).toString('hex') });
+    done += n;
+  }
+  return out;
+}
+
+export interface DmaArgs {
+  readonly dev: string | bigint;
+  readonly pasid: bigint;
+  readonly iova: bigint;
+  readonly length: bigint;
+  readonly write: boolean;
+  readonly data: Uint8Array | undefined;
+}
+
+export function sys_dma(k: Kernel, a: DmaArgs): Step {
+  const st = k.st;
+  const name = typeof a.dev === 'string' ? a.dev : `device ${a.dev}`;
+  if (a.length === 0n) return succeed(`${name}: an empty DMA does nothing`);
+  if (a.length > 1n << 24n) return unmodelled(`a DMA of ${a.length} bytes`);
+  if (a.write && (a.data === undefined || BigInt(a.data.length) !== a.length)) return unmodelled('a DMA write whose data the trace does not give in full');
+  const d0 = deviceOf(st, a.dev);
+  if (d0 === undefined) return unmodelled(`DMA by ${name}, which is not a bound device`);
+  const hwptId = d0.idev.idev!.attached.get(Number(a.pasid));
+  const hw = hwptId === undefined ? undefined : d0.ctx.objects.get(hwptId)?.hwpt;
+  if (hw === undefined) {
+    if (hwptId !== undefined) return unmodelled(`DMA through a nested HWPT`);
+    return fail('EFAULT', `the device is attached to no domain at pasid ${a.pasid}: it sits in the blocked domain`, [
+      { type: 'IoPageFault', dev: name, domain: 0, iova: a.iova, write: a.write, reason: 'blocked domain' },
+    ]);
+  }
+  const d: HwDomain = st.domains.get(hw.domain)!;
+  const iopt = d0.ctx.objects.get(hw.ioas)!.ioas!.iopt;
+  const ps = minPageSize(d);
+  const events: DomainEvent[] = [];
+  const pieces: { iova: bigint; last: bigint; phys: bigint; fromIotlb: boolean }[] = [];
+  const need = a.write ? IOMMU_WRITE : IOMMU_READ;
+  const end = a.iova + a.length - 1n;
+  for (let x = a.iova; x <= end;) {
+    const pageStart = x - (x % ps), pageLast = pageStart + ps - 1n;
+    const to = pageLast < end ? pageLast : end;
+    let hit = iotlbLookup(d, x);
+    const fromIotlb = hit !== undefined;
+    if (hit === undefined) {
+      const n = d.map.iterFirst(x, x);
+      const area = areaIterFirst(iopt, x, x);
+      if (n === undefined || area === undefined) {
+        const why = `no IOPTE translates IOVA ${hex(x)} in domain ${d.id}`;
+        return fail('EFAULT', `IO page fault: ${why}`, [...events, { type: 'IoPageFault', dev: name, domain: d.id, iova: x, write: a.write, reason: why }]);
+      }
+      const physStart = n.value + (pageStart - n.start);
+      hit = { phys: n.value + (x - n.start), prot: area.prot };
+      events.push({ type: 'IotlbFilled', domain: d.id, iova: pageStart, last: pageLast, phys: physStart, prot: area.prot });
+    }
+    if ((hit.prot & need) === 0) {
+      const why = `IOVA ${hex(x)} is mapped without ${a.write ? 'IOMMU_WRITE' : 'IOMMU_READ'}`;
+      return fail('EFAULT', `IO page fault: ${why}`, [...events, { type: 'IoPageFault', dev: name, domain: d.id, iova: x, write: a.write, reason: why }]);
+    }
+    pieces.push({ iova: x, last: to, phys: hit.phys, fromIotlb });
+    x = to + 1n;
+  }
+  events.push({ type: 'DmaCompleted', dev: name, domain: d.id, iova: a.iova, length: a.length, write: a.write, pieces });
+  if (a.write) {
+    for (const p of pieces) events.push(...physWriteEvents(st, p.phys, a.data!.subarray(Number(p.iova - a.iova), Number(p.last - a.iova) + 1)));
+    events.push(...markDirtyEvents(st, d.id, a.iova, a.length));
+    return succeed(`${name} wrote ${a.length} byte(s) at IOVA ${hex(a.iova)} through domain ${d.id}`, undefined, events);
+  }
+  const data = new Uint8Array(Number(a.length));
+  for (const p of pieces) data.set(physRead(st, p.phys, Number(p.last - p.iova) + 1), Number(p.iova - a.iova));
+  return succeed(`${name} read ${a.length} byte(s) at IOVA ${hex(a.iova)} through domain ${d.id}`, { data }, events);
+}
