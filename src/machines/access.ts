@@ -57,7 +57,7 @@ export function accessDetachEvents(st: State, ctx: IommufdCtx, access: KObject):
  * `iommufd_access_pin_pages`: every contiguous area piece must be whole pages of its pages (but at the range's ends),
  * not being unmapped, and allow the access's direction. Pages not pinned yet are pinned and charged.
  */
-export function accessPinEvents(st: State, h: TraceHeader, ctx: IommufdCtx, access: KObject, iova: bigint, length: bigint, flags: number): DomainEvent[] | Failure {
+export function accessPinEvents(st: State, h: TraceHeader, ctx: IommufdCtx, access: KObject, iova: bigint, length: bigint, flags: number, scratch = new StepScratch()): DomainEvent[] | Failure {
   const fn = 'device.c iommufd_access_pin_pages';
   if (length === 0n) return { errno: 'EINVAL', why: `${fn}: length 0` };
   const last = iova + length - 1n;
@@ -68,7 +68,6 @@ export function accessPinEvents(st: State, h: TraceHeader, ctx: IommufdCtx, acce
   const page = BigInt(st.pageSize);
   const w = contigAreas(i, iova, last);
   if ('gap' in w) return { errno: 'ENOENT', why: `${fn}: ${w.gap}` };
-  const scratch = new StepScratch();
   const events: DomainEvent[] = [];
   const pieces: AccessPiece[] = [];
   for (const area of w.areas) {

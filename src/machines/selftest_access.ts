@@ -6,7 +6,7 @@
 import type { DomainEvent } from '../events/domain.js';
 import { isFailure } from '../hw/iopt_ops.js';
 import { frameOf } from '../hw/pages.js';
-import { frameAt } from '../hw/mm.js';
+import { StepScratch } from '../hw/iopt_domains.js';
 import { fail, member, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 import { accessAttachEvents, accessDetachEvents, accessPinEvents, accessUnpinEvents, testAccessUnmapEvents } from './access.js';
@@ -66,26 +66,36 @@ export function access_pages(c: Call, a: Arg): Step {
   if (!acc.access!.needsPinPages) return fail('EOPNOTSUPP', `${fn}: the access was created without NEEDS_PIN_PAGES`);
   if ((flags & MOCK_FLAGS_ACCESS_SYZ) !== 0) return unmodelled('MOCK_FLAGS_ACCESS_SYZ (syzkaller IOVA conversion)');
   const ctx = c.k.st.ctxs.get((c.k.st.fds.get(u32(a, 'id')) as { ctx: number }).ctx)!;
-  const ev = accessPinEvents(c.k.st, c.k.header, ctx, acc, iova, length, flags & MOCK_FLAGS_ACCESS_WRITE);
+  const scratch = new StepScratch();
+  const ev = accessPinEvents(c.k.st, c.k.header, ctx, acc, iova, length, flags & MOCK_FLAGS_ACCESS_WRITE, scratch);
   if (isFailure(ev)) return fail(ev.errno, ev.why);
   if (uptr !== 0n) {
-    // iommufd_test_check_pages: each pinned page must be the page the user sees at uptr.
+    // iommufd_test_check_pages: get_user_pages_fast(uptr) page by page (faulting the user's pages in, which stays)
+    // must give the very pages pinned; on a mismatch the pin is undone (out_unaccess), so nothing but the faults stays.
     const page = BigInt(c.k.st.pageSize);
     const pinned = ev.find((e) => e.type === 'AccessPinned');
-    const start = uptr - (iova % page);
-    // Frames pinned by this call are in its PagesPinned events; the others were pinned before.
+    const v0 = Number((uptr - (iova % page)) / page);
+    const d = scratch.mm(c.k.st);
+    const before = d.events.length;
+    // What the mm did stays even when the check fails and the pin is undone (out_unaccess): faults and page-cache
+    // pages stay, the step's pins go.
+    const mmSoFar = (): DomainEvent[] => d.events.filter((e) => e.type !== 'FramesPinned') as DomainEvent[];
     const fresh = ev.flatMap((e) => (e.type === 'PagesPinned' ? [e] : []));
     const frameIn = (pages: number, idx: number): number | undefined => {
       const e = fresh.find((x) => x.pages === pages && x.start <= idx && idx <= x.last);
       return e !== undefined ? e.frame + (idx - e.start) : frameOf(c.k.st.pages.get(pages)!, idx);
     };
-    let k = 0n;
+    let k = 0;
     for (const piece of pinned?.type === 'AccessPinned' ? pinned.pieces : []) {
       for (let idx = piece.start; idx <= piece.last; idx++, k++) {
-        if (frameIn(piece.pages, idx) !== frameAt(c.k.st.mm, start + k * page))
-          return fail('EBADE', `${fn}: pinned page ${k} is not the user page at 0x${(start + k * page).toString(16)}`);
+        d.begin('touch');
+        const got = d.fault(c.k.header.memory, v0 + k, v0 + k, 'pin-read');
+        if (got.stop !== undefined) return fail(got.stop.errno, `${fn}: get_user_pages_fast of user page ${k}: ${got.stop.why}`, mmSoFar());
+        if (got.runs[0]?.frame !== frameIn(piece.pages, idx))
+          return fail('EBADE', `${fn}: pinned page ${k} is not the user page at 0x${(BigInt(v0 + k) * page).toString(16)}`, mmSoFar());
       }
     }
+    ev.push(...(d.events.slice(before) as DomainEvent[]));
   }
   const item = acc.access!.nextItem;
   return succeed(`${fn}: item ${item} pins [0x${iova.toString(16)}, +0x${length.toString(16)})`, respond(a, { access_pages: { out_access_pages_id: BigInt(item), flags: BigInt(flags), iova, length, uptr } }), ev);
