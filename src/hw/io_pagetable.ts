@@ -141,19 +141,19 @@ export const describeArea = (a: Area): string =>
   `[0x${a.start.toString(16)}, 0x${a.last.toString(16)}] mapped at line ${a.line}${a.published ? '' : ' (still being mapped or unmapped)'}`;
 
 /**
- * `iopt_for_each_contig_area`: the areas covering [start, last] back to back, each published. Returns them, or
- * the reason the walk stopped (a gap, a missing or half-built area) — the callers' ENOENT.
+ * `iopt_for_each_contig_area`: the areas covering [start, last] back to back, each published, and, when the walk
+ * stopped short (a gap, a missing or half-built area), why — the callers' ENOENT, which they answer only after
+ * checking the areas the walk did reach, as the kernel's loop body runs before `iopt_area_contig_done`.
  */
-export function contigAreas(i: Iopt, start: bigint, last: bigint): { areas: Area[] } | { gap: string } {
+export function contigAreas(i: Iopt, start: bigint, last: bigint): { areas: Area[]; gap: string | undefined } {
   const areas: Area[] = [];
   let n = i.areas.iterFirst(start, start);
   let cur = start;
   for (;;) {
-    if (n === undefined) return { gap: `no area covers IOVA 0x${cur.toString(16)}` };
-    if (n.start > cur) return { gap: `no area covers IOVA 0x${cur.toString(16)}` };
-    if (!n.value.published) return { gap: `area ${describeArea(n.value)} is not fully built` };
+    if (n === undefined || n.start > cur) return { areas, gap: `no area covers IOVA 0x${cur.toString(16)}` };
+    if (!n.value.published) return { areas, gap: `area ${describeArea(n.value)} is not fully built` };
     areas.push(n.value);
-    if (n.last >= last) return { areas };
+    if (n.last >= last) return { areas, gap: undefined };
     cur = n.last + 1n;
     n = i.areas.iterNext(n, cur, last);
   }

@@ -191,7 +191,7 @@ export function iopt_get_pages(st: State, i: Iopt, iova: bigint, length: bigint)
   const last = iova + length - 1n;
   if (last > U64_MAX) return { errno: 'EOVERFLOW', why: `${fn}: IOVA + length - 1 overflows` };
   const w = contigAreas(i, iova, last);
-  if ('gap' in w) return { errno: 'ENOENT', why: `${fn}: [${hex(iova)}, ${hex(last)}] is not fully mapped: ${w.gap}` };
+  if (w.gap !== undefined) return { errno: 'ENOENT', why: `${fn}: [${hex(iova)}, ${hex(last)}] is not fully mapped: ${w.gap}` };
   const page = BigInt(st.pageSize);
   return w.areas.map((a) => {
     const from = a.start > iova ? a.start : iova;

@@ -13,6 +13,7 @@ import type { TraceHeader } from '../events/header.js';
 import { contigAreas, describeArea, IOMMU_READ, IOMMU_WRITE, type Iopt } from '../hw/io_pagetable.js';
 import { ioptAlignment, pinPagesRange, StepScratch, unpinPagesEvents } from '../hw/iopt_domains.js';
 import type { Failure } from '../hw/iopt_ops.js';
+import { iopt_pages_rw_access, type PagesRw } from '../hw/pages_rw.js';
 import { U64_MAX } from '../hw/u64.js';
 import type { AccessPiece } from '../projections/access.js';
 import type { IommufdCtx, KObject, State } from '../projections/state.js';
@@ -67,7 +68,6 @@ export function accessPinEvents(st: State, h: TraceHeader, ctx: IommufdCtx, acce
   const i: Iopt = ctx.objects.get(a.ioas)!.ioas!.iopt;
   const page = BigInt(st.pageSize);
   const w = contigAreas(i, iova, last);
-  if ('gap' in w) return { errno: 'ENOENT', why: `${fn}: ${w.gap}` };
   const events: DomainEvent[] = [];
   const pieces: AccessPiece[] = [];
   for (const area of w.areas) {
@@ -87,7 +87,43 @@ export function accessPinEvents(st: State, h: TraceHeader, ctx: IommufdCtx, acce
     events.push(...pinned);
     pieces.push({ area: area.id, pages: p.id, start, last: lastIdx });
   }
+  if (w.gap !== undefined) return { errno: 'ENOENT', why: `${fn}: ${w.gap}` };
   events.push({ type: 'AccessPinned', ctx: ctx.id, id: access.id, item: a.nextItem, iova, length, pieces });
+  return events;
+}
+
+/**
+ * `iommufd_access_rw`: copy `rw.data` to or from [iova, iova + length) piece by piece through each area's pages
+ * (`iopt_pages_rw_access`). The checks of an area run when the walk reaches it, so a copy that fails part way has
+ * already stored the bytes of the pieces before (and their faults stay); ENOENT for a gap comes last.
+ */
+export function accessRwEvents(st: State, ctx: IommufdCtx, access: KObject, iova: bigint, rw: PagesRw): DomainEvent[] | (Failure & { events: DomainEvent[] }) {
+  const fn = 'device.c iommufd_access_rw';
+  const length = BigInt(rw.data.length);
+  const none: DomainEvent[] = [];
+  if (length === 0n) return { errno: 'EINVAL', why: `${fn}: length 0`, events: none };
+  const last = iova + length - 1n;
+  if (last > U64_MAX) return { errno: 'EOVERFLOW', why: `${fn}: iova + length - 1 overflows`, events: none };
+  const a = access.access!;
+  if (a.ioas === 0) return { errno: 'ENOENT', why: `${fn}: access ${access.id} is not attached to an IOAS`, events: none };
+  const i: Iopt = ctx.objects.get(a.ioas)!.ioas!.iopt;
+  const w = contigAreas(i, iova, last);
+  const scratch = new StepScratch();
+  const d = scratch.mm(st);
+  const events: DomainEvent[] = [];
+  for (const area of w.areas) {
+    const from = area.start > iova ? area.start : iova;
+    const to = area.last < last ? area.last : last;
+    if (area.preventAccess) return { errno: 'EINVAL', why: `${fn}: area ${describeArea(area)} is being unmapped (prevent_access)`, events };
+    if ((rw.write ? area.prot & IOMMU_WRITE : area.prot & IOMMU_READ) === 0)
+      return { errno: 'EPERM', why: `${fn}: area ${describeArea(area)} is not mapped for ${rw.write ? 'write' : 'read'}`, events };
+    const startByte = from - area.start + BigInt(area.pageOffset) + BigInt(area.pagesStart) * BigInt(st.pageSize);
+    const at = Number(from - iova), n = Number(to - from) + 1;
+    const r = iopt_pages_rw_access(st, st.pages.get(area.pages)!, startByte, { ...rw, data: rw.data.subarray(at, at + n) }, d);
+    events.push(...r.events);
+    if ('errno' in r) return { errno: r.errno, why: `${fn}: area ${describeArea(area)}: ${r.why}`, events };
+  }
+  if (w.gap !== undefined) return { errno: 'ENOENT', why: `${fn}: ${w.gap}`, events };
   return events;
 }
 

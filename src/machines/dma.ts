@@ -13,6 +13,7 @@ import { minPageSize, type HwDomain } from '../hw/domain.js';
 import { markDirtyEvents } from '../hw/dirty.js';
 import { IOMMU_READ, IOMMU_WRITE, areaIterFirst } from '../hw/io_pagetable.js';
 import { iotlbLookup } from '../hw/iotlb.js';
+import { frameBytes, frameWriteEvents } from '../hw/pages_rw.js';
 import type { IommufdCtx, KObject, State } from '../projections/state.js';
 import { fail, succeed, unmodelled, type Kernel, type Step } from './ioctl.js';
 
@@ -36,36 +37,6 @@ function deviceOf(st: State, dev: string | bigint): { ctx: IommufdCtx; idev: KOb
     if (o?.idev !== undefined) return { ctx, idev: o };
   }
   return undefined;
-}
-
-/** The physical bytes at `phys`, from the frames' contents (an unwritten page reads as zeros). */
-function physRead(st: State, phys: bigint, length: number): Uint8Array {
-  const ps = BigInt(st.pageSize);
-  const out = new Uint8Array(length);
-  for (let done = 0; done < length;) {
-    const at = phys + BigInt(done);
-    const frame = Number(at / ps), off = Number(at % ps);
-    const n = Math.min(st.pageSize - off, length - done);
-    const page = st.mm.data.get(frame);
-    if (page !== undefined) out.set(page.subarray(off, off + n), done);
-    done += n;
-  }
-  return out;
-}
-
-/** The stores of `data` at `phys`, one event per page, only into frames that still exist. */
-function physWriteEvents(st: State, phys: bigint, data: Uint8Array): DomainEvent[] {
-  const ps = BigInt(st.pageSize);
-  const out: DomainEvent[] = [];
-  for (let done = 0; done < data.length;) {
-    const at = phys + BigInt(done);
-    const frame = Number(at / ps), off = Number(at % ps);
-    const n = Math.min(st.pageSize - off, data.length - done);
-    if (st.mm.frames.get(frame) !== undefined)
-      out.push({ type: 'MemWritten', frame, offset: off, data: Buffer.from(data.subarray(done, done + n)).toString('hex') });
-    done += n;
-  }
-  return out;
 }
 
 export interface DmaArgs {
@@ -125,11 +96,11 @@ export function sys_dma(k: Kernel, a: DmaArgs): Step {
   }
   events.push({ type: 'DmaCompleted', dev: name, domain: d.id, iova: a.iova, length: a.length, write: a.write, pieces });
   if (a.write) {
-    for (const p of pieces) events.push(...physWriteEvents(st, p.phys, a.data!.subarray(Number(p.iova - a.iova), Number(p.last - a.iova) + 1)));
+    for (const p of pieces) events.push(...frameWriteEvents(st, p.phys, a.data!.subarray(Number(p.iova - a.iova), Number(p.last - a.iova) + 1)));
     events.push(...markDirtyEvents(st, d.id, a.iova, a.length));
     return succeed(`${name} wrote ${a.length} byte(s) at IOVA ${hex(a.iova)} through domain ${d.id}`, undefined, events);
   }
   const data = new Uint8Array(Number(a.length));
-  for (const p of pieces) data.set(physRead(st, p.phys, Number(p.last - p.iova) + 1), Number(p.iova - a.iova));
+  for (const p of pieces) data.set(frameBytes(st, p.phys, Number(p.last - p.iova) + 1), Number(p.iova - a.iova));
   return succeed(`${name} read ${a.length} byte(s) at IOVA ${hex(a.iova)} through domain ${d.id}`, { data }, events);
 }

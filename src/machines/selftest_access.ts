@@ -7,9 +7,9 @@ import type { DomainEvent } from '../events/domain.js';
 import { isFailure } from '../hw/iopt_ops.js';
 import { frameOf } from '../hw/pages.js';
 import { StepScratch } from '../hw/iopt_domains.js';
-import { fail, member, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type Step } from './ioctl.js';
+import { copyFromUser, copyToUser, fail, member, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
-import { accessAttachEvents, accessDetachEvents, accessPinEvents, accessUnpinEvents, testAccessUnmapEvents } from './access.js';
+import { accessAttachEvents, accessRwEvents, accessDetachEvents, accessPinEvents, accessUnpinEvents, testAccessUnmapEvents } from './access.js';
 import { pickFd } from './process.js';
 import type { KObject } from '../projections/state.js';
 import { U64_MAX } from '../hw/u64.js';
@@ -132,14 +132,32 @@ export function access_replace_ioas(c: Call, a: Arg): Step {
   return succeed(`${fn}: access ${acc.id} moved from IOAS ${cur} to ${ioasId}`, undefined, [...unpin, ...accessDetachEvents(c.k.st, ctx, acc), ...att]);
 }
 
-/** `iommufd_test_access_rw`: the checks; the copy needs page contents. */
+/**
+ * `iommufd_test_access_rw`: stage the bytes in a kernel buffer (copy_from_user first for a write), run
+ * `iommufd_access_rw`, and copy_to_user the buffer for a read. A failed copy leaves the user buffer untouched.
+ */
 export function access_rw(c: Call, a: Arg): Step {
   const fn = 'selftest.c iommufd_test_access_rw';
   const m = member(a, 'access_rw');
-  const flags = m ? u32(m, 'flags') : 0, length = m ? u64(m, 'length') : 0n;
+  const flags = m ? u32(m, 'flags') : 0, length = m ? u64(m, 'length') : 0n, iova = m ? u64(m, 'iova') : 0n, uptr = m ? u64(m, 'uptr') : 0n;
   if (length > 16n * 1024n * 1024n) return fail('ENOMEM', `${fn}: length above 16 MiB`);
   if ((flags & ~(MOCK_FLAGS_ACCESS_WRITE | MOCK_ACCESS_RW_SLOW_PATH | MOCK_FLAGS_ACCESS_SYZ)) !== 0) return fail('EOPNOTSUPP', `${fn}: flags 0x${flags.toString(16)} outside WRITE|SLOW_PATH|SYZ`);
   const acc = accessOf(c, u32(a, 'id'));
   if ('errno' in acc) return fail(acc.errno, acc.why);
-  return unmodelled('IOMMU_TEST_OP_ACCESS_RW (copying through page contents)');
+  const write = (flags & MOCK_FLAGS_ACCESS_WRITE) !== 0;
+  let data: Uint8Array = new Uint8Array(Number(length));
+  if (write && length > 0n) {
+    const r = copyFromUser(c, uptr, Number(length));
+    if (!(r instanceof Uint8Array)) return fail(r.errno, `${fn}: ${r.why}`);
+    data = r;
+  }
+  if ((flags & MOCK_FLAGS_ACCESS_SYZ) !== 0) return unmodelled('MOCK_FLAGS_ACCESS_SYZ (syzkaller IOVA conversion)');
+  const ctx = c.k.st.ctxs.get((c.k.st.fds.get(u32(a, 'id')) as { ctx: number }).ctx)!;
+  const r = accessRwEvents(c.k.st, ctx, acc, iova, { data, write, slowPath: (flags & MOCK_ACCESS_RW_SLOW_PATH) !== 0 });
+  if (!Array.isArray(r)) return fail(r.errno, r.why, r.events);
+  const how = `${write ? 'wrote' : 'read'} ${length} byte(s) at IOVA 0x${iova.toString(16)}`;
+  if (write) return succeed(`${fn}: ${how}`, undefined, r);
+  const out = copyToUser(c, uptr, data);
+  if (out.fault !== undefined) return fail('EFAULT', `${fn}: ${out.fault}`, [...r, ...out.events]);
+  return succeed(`${fn}: ${how} into 0x${uptr.toString(16)}`, undefined, [...r, ...out.events]);
 }
