@@ -240,7 +240,7 @@ export function withoutAccessPins(p: IoptPages, start: number, last: number): { 
 }
 
 /** `iopt_table_add_domain`: alignment, aperture reservations, then every published area is filled into it. */
-export function iopt_table_add_domain(st: State, h: TraceHeader, where: IoasRef, i: Iopt, d: HwDomain): DomainEvent[] | Failure {
+export function iopt_table_add_domain(st: State, h: TraceHeader, where: IoasRef, i: Iopt, d: HwDomain, scratch = new StepScratch()): DomainEvent[] | Failure {
   const fn = 'io_pagetable.c iopt_table_add_domain';
   const page = BigInt(st.pageSize);
   const newAlign = minPageSize(d) > i.iovaAlignment ? minPageSize(d) : i.iovaAlignment;
@@ -263,7 +263,6 @@ export function iopt_table_add_domain(st: State, h: TraceHeader, where: IoasRef,
     events.push({ type: 'ReservedAdded', ctx: where.ctx, ioas: where.ioas, start: s, last: l, owner });
   }
   const first = i.domains.length === 0;
-  const scratch = new StepScratch();
   for (const n of i.areas.inOrder()) {
     if (!n.value.published) continue;
     const f = fillArea(st, h, n.value, [d.id], first, scratch);
@@ -275,10 +274,9 @@ export function iopt_table_add_domain(st: State, h: TraceHeader, where: IoasRef,
 }
 
 /** `iopt_table_remove_domain`: unfill every area, drop the domain's reservations, recompute the alignment. */
-export function iopt_table_remove_domain(st: State, where: IoasRef, i: Iopt, domain: number): DomainEvent[] {
+export function iopt_table_remove_domain(st: State, where: IoasRef, i: Iopt, domain: number, scratch = new StepScratch()): DomainEvent[] {
   const events: DomainEvent[] = [];
   const last = i.domains.length === 1;
-  const scratch = new StepScratch();
   for (const n of i.areas.inOrder()) if (n.value.published) events.push(...unfillArea(st, n.value, [domain], last, scratch));
   const owner = `domain:${domain}`;
   for (const n of i.reserved.inOrder())

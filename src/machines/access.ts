@@ -14,6 +14,8 @@ import { contigAreas, describeArea, IOMMU_READ, IOMMU_WRITE, type Iopt } from '.
 import { ioptAlignment, pinPagesRange, StepScratch, unpinPagesEvents } from '../hw/iopt_domains.js';
 import type { Failure } from '../hw/iopt_ops.js';
 import { iopt_pages_rw_access, type PagesRw } from '../hw/pages_rw.js';
+import { RangeMap } from '../hw/range_map.js';
+import { mmDraft } from '../hw/mm.js';
 import { U64_MAX } from '../hw/u64.js';
 import type { AccessPiece } from '../projections/access.js';
 import type { IommufdCtx, KObject, State } from '../projections/state.js';
@@ -97,7 +99,7 @@ export function accessPinEvents(st: State, h: TraceHeader, ctx: IommufdCtx, acce
  * (`iopt_pages_rw_access`). The checks of an area run when the walk reaches it, so a copy that fails part way has
  * already stored the bytes of the pieces before (and their faults stay); ENOENT for a gap comes last.
  */
-export function accessRwEvents(st: State, ctx: IommufdCtx, access: KObject, iova: bigint, rw: PagesRw): DomainEvent[] | (Failure & { events: DomainEvent[] }) {
+export function accessRwEvents(st: State, ctx: IommufdCtx, access: KObject, iova: bigint, rw: PagesRw, d = mmDraft(st.mm, st.pageSize)): DomainEvent[] | (Failure & { events: DomainEvent[] }) {
   const fn = 'device.c iommufd_access_rw';
   const length = BigInt(rw.data.length);
   const none: DomainEvent[] = [];
@@ -108,8 +110,6 @@ export function accessRwEvents(st: State, ctx: IommufdCtx, access: KObject, iova
   if (a.ioas === 0) return { errno: 'ENOENT', why: `${fn}: access ${access.id} is not attached to an IOAS`, events: none };
   const i: Iopt = ctx.objects.get(a.ioas)!.ioas!.iopt;
   const w = contigAreas(i, iova, last);
-  const scratch = new StepScratch();
-  const d = scratch.mm(st);
   const events: DomainEvent[] = [];
   for (const area of w.areas) {
     const from = area.start > iova ? area.start : iova;
@@ -136,14 +136,15 @@ export function accessUnpinEvents(st: State, ctx: IommufdCtx, access: KObject, i
     const p = st.pages.get(piece.pages)!;
     let n = 0;
     for (const r of p.accessUsers.runs(piece.start, piece.last)) {
-      const left = r.count - scratch.dropped(p.id, r.start);
-      scratch.drop(p.id, r.start, r.last);
-      if (left !== 1) continue;
-      for (const f of freeOfFills(p, r.start, r.last)) {
-        events.push(...unpinPagesEvents(st, p, f.start, f.last, scratch.step));
-        n += f.last - f.start + 1;
+      for (const d of scratch.droppedRuns(p.id, r.start, r.last)) {
+        if (r.count - d.count !== 1) continue;
+        for (const f of freeOfFills(p, d.start, d.last)) {
+          events.push(...unpinPagesEvents(st, p, f.start, f.last, scratch.step));
+          n += f.last - f.start + 1;
+        }
       }
     }
+    scratch.drop(p.id, piece.start, piece.last);
     if (n > 0) events.push({ type: 'AccountingUncharged', mode: p.accountMode, npages: n });
   }
   return events;
@@ -152,9 +153,23 @@ export function accessUnpinEvents(st: State, ctx: IommufdCtx, access: KObject, i
 /** Items unpinned earlier in the same step (the unmap callback can unpin several), and the step's mm draft. */
 export class AccessScratch {
   readonly step = new StepScratch();
-  private readonly m = new Map<string, number>();
-  dropped(p: number, at: number): number { return this.m.get(`${p}:${at}`) ?? 0; }
-  drop(p: number, s: number, _l: number): void { this.m.set(`${p}:${s}`, this.dropped(p, s) + 1); }
+  /** Per pages id: how many item pieces this step already dropped over each page index. */
+  private readonly m = new Map<number, RangeMap>();
+  /** [start, last] cut where the count of already-dropped pieces changes, with that count (0 included). */
+  *droppedRuns(p: number, start: number, last: number): Generator<{ start: number; last: number; count: number }> {
+    let at = start;
+    for (const r of this.m.get(p)?.runs(start, last) ?? []) {
+      if (r.start > at) yield { start: at, last: r.start - 1, count: 0 };
+      yield r;
+      at = r.last + 1;
+    }
+    if (at <= last) yield { start: at, last, count: 0 };
+  }
+  drop(p: number, s: number, l: number): void {
+    let m = this.m.get(p);
+    if (m === undefined) this.m.set(p, (m = new RangeMap()));
+    m.add(s, l, 1);
+  }
 }
 
 function freeOfFills(p: { fillUsers: { runs(s: number, l: number): Iterable<{ start: number; last: number }> } }, start: number, last: number) {

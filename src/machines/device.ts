@@ -9,6 +9,7 @@
  * auto domain. A device holds a reference on each HWPT it is attached to; when an auto domain loses its last device
  * it is destroyed on the spot.
  */
+import { StepScratch } from '../hw/iopt_domains.js';
 import type { DomainEvent } from '../events/domain.js';
 import { iopt_reserve_iova, isFailure, type Failure } from '../hw/iopt_ops.js';
 import { groupAttachment, type HwptData } from '../projections/devices.js';
@@ -119,7 +120,7 @@ export function attachPt(st: State, h: TraceHeader, ctx: IommufdCtx, idev: KObje
  * `iommufd_device_do_replace`: the whole group moves from its HWPT at `pasid` to `h`; the new HWPT gains a reference
  * per device, the old one loses them, and an auto domain left without devices is destroyed.
  */
-export function replaceEvents(st: State, ctx: IommufdCtx, idev: KObject, pasid: number, h: HwptRef, dirtyOps: boolean): DomainEvent[] | Failure {
+export function replaceEvents(st: State, ctx: IommufdCtx, idev: KObject, pasid: number, h: HwptRef, dirtyOps: boolean, scratch = new StepScratch()): DomainEvent[] | Failure {
   const fn = 'device.c iommufd_device_do_replace';
   const d = idev.idev!;
   const g = groupAttachment(ctx, d.group, pasid);
@@ -143,7 +144,7 @@ export function replaceEvents(st: State, ctx: IommufdCtx, idev: KObject, pasid: 
     );
   }
   if (old.hwpt?.auto && old.users - g.devices.length === 1)
-    events.push(...hwptPagingDestroyEvents(st, ctx, old), { type: 'ObjectDestroyed', ctx: ctx.id, id: old.id });
+    events.push(...hwptPagingDestroyEvents(st, ctx, old, scratch), { type: 'ObjectDestroyed', ctx: ctx.id, id: old.id });
   return events;
 }
 
@@ -167,10 +168,12 @@ export function replacePt(st: State, h: TraceHeader, ctx: IommufdCtx, idev: KObj
   }
   const id = ids.lowestFree();
   if (id === undefined) return { errno: 'EBUSY', why: 'main.c _iommufd_object_alloc: no free id' };
-  // Replace mode: the new auto domain is filled first, then the group is moved onto it.
-  const alloc = hwptPagingAllocEvents(st, h, ctx, idev, pt, id, AUTO_REQUEST, true, undefined);
+  // Replace mode: the new auto domain is filled first, then the group is moved onto it; one scratch, so the old
+  // domain's unfill counts the new domain's fills of pages the two IOASes share.
+  const scratch = new StepScratch();
+  const alloc = hwptPagingAllocEvents(st, h, ctx, idev, pt, id, AUTO_REQUEST, true, undefined, scratch);
   if (isFailure(alloc)) return alloc;
-  const rep = replaceEvents(st, ctx, idev, pasid, { id, hwpt: { ioas: pt.id, domain: st.nextDomain, auto: true, nestParent: false, pasidCompat: false } }, false);
+  const rep = replaceEvents(st, ctx, idev, pasid, { id, hwpt: { ioas: pt.id, domain: st.nextDomain, auto: true, nestParent: false, pasidCompat: false } }, false, scratch);
   if (isFailure(rep)) return rep;
   ids.take(id);
   return { events: [...alloc, ...rep], hwpt: id };

@@ -8,7 +8,7 @@
  * attaching a device to an IOAS) disappears when its last device leaves.
  */
 import type { DomainEvent } from '../events/domain.js';
-import { iopt_table_add_domain, iopt_table_remove_domain } from '../hw/iopt_domains.js';
+import { iopt_table_add_domain, iopt_table_remove_domain, StepScratch } from '../hw/iopt_domains.js';
 import { isFailure, type Failure } from '../hw/iopt_ops.js';
 import { mockPagingParams, type HwDomain } from '../hw/domain.js';
 import { IntervalTree } from '../hw/interval_tree.js';
@@ -60,7 +60,7 @@ function mockDomain(st: State, idev: KObject, r: PagingRequest): { pgsizeBitmap:
  */
 export function hwptPagingAllocEvents(
   st: State, h: TraceHeader, ctx: IommufdCtx, idev: KObject, ioas: KObject, id: number, r: PagingRequest, auto: boolean,
-  attachPasid: number | undefined,
+  attachPasid: number | undefined, scratch = new StepScratch(),
 ): DomainEvent[] | Failure {
   const fn = 'hw_pagetable.c iommufd_hwpt_paging_alloc';
   if ((r.flags & ~(HWPT_ALLOC_NEST_PARENT | HWPT_ALLOC_DIRTY_TRACKING | HWPT_FAULT_ID_VALID | HWPT_ALLOC_PASID)) !== 0)
@@ -92,18 +92,18 @@ export function hwptPagingAllocEvents(
     if (isFailure(a)) return a;
     events.push(...a);
   }
-  const add = iopt_table_add_domain(st, h, { ctx: ctx.id, ioas: ioas.id }, ioas.ioas!.iopt, domain);
+  const add = iopt_table_add_domain(st, h, { ctx: ctx.id, ioas: ioas.id }, ioas.ioas!.iopt, domain, scratch);
   if (isFailure(add)) return add;
   events.push(...add, { type: 'ObjectFinalized', ctx: ctx.id, id });
   return events;
 }
 
 /** `iommufd_hwpt_paging_destroy`: the domain leaves the IOAS (unmapped, unpinned if last) and is freed. */
-export function hwptPagingDestroyEvents(st: State, ctx: IommufdCtx, o: KObject): DomainEvent[] {
+export function hwptPagingDestroyEvents(st: State, ctx: IommufdCtx, o: KObject, scratch = new StepScratch()): DomainEvent[] {
   const h = o.hwpt!;
   const ioas = ctx.objects.get(h.ioas)!;
   return [
-    ...iopt_table_remove_domain(st, { ctx: ctx.id, ioas: h.ioas }, ioas.ioas!.iopt, h.domain),
+    ...iopt_table_remove_domain(st, { ctx: ctx.id, ioas: h.ioas }, ioas.ioas!.iopt, h.domain, scratch),
     { type: 'DomainFreed', domain: h.domain },
     { type: 'ObjectRefDropped', ctx: ctx.id, id: h.ioas, by: o.id },
   ];

@@ -15,6 +15,8 @@ import { iopt_get_pages, iopt_map_pages, iopt_unmap_iova_range, isFailure, putPa
 import { newPages } from '../hw/pages.js';
 import { notifyAccessesEvents } from './access.js';
 import { iommu_iova_range } from '../events/structs.js';
+import { mmDraft } from '../hw/mm.js';
+import { MOCK_FLAGS_ACCESS_SYZ, syzConvIova } from './selftest_access.js';
 import { accountModeFor, iopt_alloc_user_pages, iopt_disable_large_pages, readIopt } from './vfio_compat_iopt.js';
 import { ioptAlignment } from '../hw/iopt_domains.js';
 import { copyToUser, fail, isNullPtr, respond, structToBytes, succeed, u32, u64, unmodelled, userArray, type Arg, type Call, type Handler, type Operation, type Step } from './ioctl.js';
@@ -76,10 +78,11 @@ function iommufd_ioas_iova_ranges(c: Call, a: Arg): Step {
   const written = holes.slice(0, room).map((h) => ({ start: h.start, last: h.last }));
   // The ranges go to user memory one element at a time; a fault stops the ioctl before the struct is copied back.
   const mem: DomainEvent[] = [];
+  const d = mmDraft(c.k.st.mm, c.k.st.pageSize);
   for (let k = 0; k < written.length; k++) {
     const ptr = a.v.allowed_iovas;
     const at = typeof ptr === 'bigint' ? ptr + BigInt(16 * k) : ptr;
-    const w = copyToUser(c, at, structToBytes(iommu_iova_range, written[k]!));
+    const w = copyToUser(c, at, structToBytes(iommu_iova_range, written[k]!), d);
     mem.push(...w.events);
     if (w.fault !== undefined) return fail('EFAULT', `ioas.c iommufd_ioas_iova_ranges: ${w.fault}`, mem);
   }
@@ -183,13 +186,19 @@ function iommufd_ioas_map_file(c: Call, a: Arg): Step {
  */
 function* iommufd_ioas_copy(c: Call, a: Arg): Operation {
   const fn = 'iommufd_ioas_copy';
-  const flags = u32(a, 'flags'), length = u64(a, 'length');
-  const e = mapFlagChecks(fn, flags, [['length', length], ['src_iova', u64(a, 'src_iova')], ['dst_iova', u64(a, 'dst_iova')]]);
+  let flags = u32(a, 'flags'), srcIova = u64(a, 'src_iova');
+  const length = u64(a, 'length'), src = u32(a, 'src_ioas_id');
+  // iommufd_test_syz_conv_iova_id runs before the flag checks (a no-op stub without CONFIG_IOMMUFD_TEST).
+  if (c.k.header.iommufd_test && (flags & MOCK_FLAGS_ACCESS_SYZ) !== 0) {
+    flags &= ~MOCK_FLAGS_ACCESS_SYZ;
+    const o = getObject(c.ctx, src, 'IOAS');
+    if (o?.ioas !== undefined) srcIova = syzConvIova(o.ioas.iopt, srcIova);
+  }
+  const e = mapFlagChecks(fn, flags, [['length', length], ['src_iova', srcIova], ['dst_iova', u64(a, 'dst_iova')]]);
   if (e) return e;
-  const src = u32(a, 'src_ioas_id');
   const gs = getIoas(c, src, fn);
   if (gs.err) return gs.err;
-  const list = iopt_get_pages(c.k.st, gs.o.ioas!.iopt, u64(a, 'src_iova'), length);
+  const list = iopt_get_pages(c.k.st, gs.o.ioas!.iopt, srcIova, length);
   if (isFailure(list)) return fail(list.errno, list.why);
   yield list.map((l) => ({ type: 'PagesRefTaken' as const, pages: l.pages.id }));
   /** Drops the list's references; `dropped` counts references the same step already dropped (aborted areas). */

@@ -13,7 +13,7 @@ import type { DomainEvent } from '../events/domain.js';
 import type { Errno } from '../events/errno.js';
 import type { TraceHeader } from '../events/header.js';
 import type { StructDef } from '../events/structs.js';
-import { isMmFault, memRead, memWriteEvents } from '../hw/mm.js';
+import { isMmFault, memRead, memWriteEvents, type MmDraft } from '../hw/mm.js';
 import type { IommufdCtx, State } from '../projections/state.js';
 
 import type { Arg } from '../events/resolve.js';
@@ -66,11 +66,15 @@ export function userArray(c: Call, a: Arg, name: string, count: number):
  * a page cannot be written (the bytes before it are written all the same). A pointer given inline in the trace names
  * no memory, so nothing is written.
  */
-export function copyToUser(c: Call, ptr: Arg['v'][string] | undefined, data: Uint8Array): { events: readonly DomainEvent[]; fault?: string } {
+/**
+ * The kernel's `copy_to_user` of `data` at `ptr`. Several copies in one atomic step pass one `MmDraft`, so a page
+ * the first copy faulted in is not faulted in again by the next.
+ */
+export function copyToUser(c: Call, ptr: Arg['v'][string] | undefined, data: Uint8Array, d?: MmDraft): { events: readonly DomainEvent[]; fault?: string } {
   if (data.length === 0 || (ptr !== undefined && typeof ptr !== 'bigint')) return { events: [] };
   // An absent pointer field is 0 (NULL), as the trace format says of every missing field.
   if (ptr === undefined || ptr === 0n) return { events: [], fault: 'copy_to_user to a NULL pointer' };
-  const r = memWriteEvents(c.k.st.mm, c.k.st.memory, c.k.st.pageSize, ptr, data);
+  const r = memWriteEvents(d ?? c.k.st.mm, c.k.st.memory, c.k.st.pageSize, ptr, data);
   return isMmFault(r) ? { events: r.events, fault: `copy_to_user at 0x${ptr.toString(16)}: ${r.why}` } : { events: r.events };
 }
 export const copyToUserEvents = (c: Call, ptr: Arg['v'][string] | undefined, data: Uint8Array): readonly DomainEvent[] => copyToUser(c, ptr, data).events;

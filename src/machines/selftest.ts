@@ -120,7 +120,8 @@ function mock_domain_replace(c: Call, a: Arg): Step {
   const id = u32(a, 'id');
   const o = getObject(c.ctx, id, 'ANY');
   if (o === undefined) return fail('ENOENT', `${fn}: ${lookupWhy(c.ctx, id, 'SELFTEST')}`);
-  if (o.kind !== 'SELFTEST') return fail('EINVAL', `${fn}: object ${id} is a ${o.kind}, not a selftest object`);
+  // iommufd_test_get_selftest_obj looks up IOMMUFD_OBJ_SELFTEST: another kind is ENOENT, as iommufd_get_object says.
+  if (o.kind !== 'SELFTEST') return fail('ENOENT', `${fn}: object ${id} is a ${o.kind}, not a selftest object`);
   const m = member(a, 'mock_domain_replace');
   const ptId = m ? u32(m, 'pt_id') : 0;
   const idev = c.ctx.objects.get(o.stdev!.idev)!;

@@ -7,14 +7,17 @@ import type { DomainEvent } from '../events/domain.js';
 import { isFailure } from '../hw/iopt_ops.js';
 import { frameOf } from '../hw/pages.js';
 import { StepScratch } from '../hw/iopt_domains.js';
+import { mmDraft } from '../hw/mm.js';
 import { copyFromUser, copyToUser, fail, member, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 import { accessAttachEvents, accessRwEvents, accessDetachEvents, accessPinEvents, accessUnpinEvents, testAccessUnmapEvents } from './access.js';
 import { pickFd } from './process.js';
 import type { KObject } from '../projections/state.js';
 import { U64_MAX } from '../hw/u64.js';
+import type { Iopt } from '../hw/io_pagetable.js';
 
-const MOCK_FLAGS_ACCESS_WRITE = 1, MOCK_FLAGS_ACCESS_SYZ = 1 << 16, MOCK_ACCESS_RW_SLOW_PATH = 4;
+const MOCK_FLAGS_ACCESS_WRITE = 1, MOCK_ACCESS_RW_SLOW_PATH = 4;
+export const MOCK_FLAGS_ACCESS_SYZ = 1 << 16;
 const MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES = 1;
 
 /** `iommufd_test_create_access`: the fd is reserved and reported, the access created and attached, the fd installed. */
@@ -47,11 +50,27 @@ export function create_access(c: Call, a: Arg): Step {
 }
 
 /** `iommufd_access_get`: the access behind an fd, or EBADF (not open) / EBADFD (not a test access file). */
-function accessOf(c: Call, fd: number): KObject | { errno: 'EBADF' | 'EBADFD'; why: string } {
+function accessOf(c: Call, fd: number): KObject | { errno: 'EBADFD'; why: string } {
   const f = c.k.st.fds.get(fd);
-  if (f === undefined) return { errno: 'EBADF', why: `selftest.c iommufd_access_get: fd ${fd} is not open` };
+  // iommufd_access_get answers EBADFD for both: `if (!file) return ERR_PTR(-EBADFD);`.
+  if (f === undefined) return { errno: 'EBADFD', why: `selftest.c iommufd_access_get: fd ${fd} is not open` };
   if (f.kind !== 'access') return { errno: 'EBADFD', why: `selftest.c iommufd_access_get: fd ${fd} is not a selftest access` };
   return c.k.st.ctxs.get(f.ctx)!.objects.get(f.access)!;
+}
+
+/**
+ * `__iommufd_test_syz_conv_iova`: syzkaller cannot know IOVAs, so under MOCK_FLAGS_ACCESS_SYZ an IOVA is read as
+ * {u32 nth_area, u32 offset} (little endian) and becomes the start of the nth area (ascending) plus the offset;
+ * 0 when there are fewer areas.
+ */
+export function syzConvIova(i: Iopt, iova: bigint): bigint {
+  let nth = Number(iova & 0xffffffffn);
+  const offset = iova >> 32n;
+  for (let n = i.areas.iterFirst(0n, U64_MAX); n !== undefined; n = i.areas.iterNext(n, 0n, U64_MAX)) {
+    if (nth === 0) return n.start + offset;
+    nth--;
+  }
+  return 0n;
 }
 
 /** `iommufd_test_access_pages`: pin [iova, +length) through the access; with `uptr`, the pages must be the user's. */
@@ -64,17 +83,18 @@ export function access_pages(c: Call, a: Arg): Step {
   const acc = accessOf(c, u32(a, 'id'));
   if ('errno' in acc) return fail(acc.errno, acc.why);
   if (!acc.access!.needsPinPages) return fail('EOPNOTSUPP', `${fn}: the access was created without NEEDS_PIN_PAGES`);
-  if ((flags & MOCK_FLAGS_ACCESS_SYZ) !== 0) return unmodelled('MOCK_FLAGS_ACCESS_SYZ (syzkaller IOVA conversion)');
   const ctx = c.k.st.ctxs.get((c.k.st.fds.get(u32(a, 'id')) as { ctx: number }).ctx)!;
+  // iommufd_test_syz_conv_iova(access, ...): the converted IOVA is used, the command keeps the one given.
+  const at = (flags & MOCK_FLAGS_ACCESS_SYZ) === 0 ? iova : acc.access!.ioas === 0 ? 0n : syzConvIova(ctx.objects.get(acc.access!.ioas)!.ioas!.iopt, iova);
   const scratch = new StepScratch();
-  const ev = accessPinEvents(c.k.st, c.k.header, ctx, acc, iova, length, flags & MOCK_FLAGS_ACCESS_WRITE, scratch);
+  const ev = accessPinEvents(c.k.st, c.k.header, ctx, acc, at, length, flags & MOCK_FLAGS_ACCESS_WRITE, scratch);
   if (isFailure(ev)) return fail(ev.errno, ev.why);
   if (uptr !== 0n) {
     // iommufd_test_check_pages: get_user_pages_fast(uptr) page by page (faulting the user's pages in, which stays)
     // must give the very pages pinned; on a mismatch the pin is undone (out_unaccess), so nothing but the faults stays.
     const page = BigInt(c.k.st.pageSize);
     const pinned = ev.find((e) => e.type === 'AccessPinned');
-    const v0 = Number((uptr - (iova % page)) / page);
+    const v0 = Number((uptr - (at % page)) / page);
     const d = scratch.mm(c.k.st);
     const before = d.events.length;
     // What the mm did stays even when the check fails and the pin is undone (out_unaccess): faults and page-cache
@@ -151,13 +171,15 @@ export function access_rw(c: Call, a: Arg): Step {
     if (!(r instanceof Uint8Array)) return fail(r.errno, `${fn}: ${r.why}`);
     data = r;
   }
-  if ((flags & MOCK_FLAGS_ACCESS_SYZ) !== 0) return unmodelled('MOCK_FLAGS_ACCESS_SYZ (syzkaller IOVA conversion)');
   const ctx = c.k.st.ctxs.get((c.k.st.fds.get(u32(a, 'id')) as { ctx: number }).ctx)!;
-  const r = accessRwEvents(c.k.st, ctx, acc, iova, { data, write, slowPath: (flags & MOCK_ACCESS_RW_SLOW_PATH) !== 0 });
+  // iommufd_test_syz_conv_iova(access, ...): the converted IOVA is used, the command keeps the one given.
+  const at = (flags & MOCK_FLAGS_ACCESS_SYZ) === 0 ? iova : acc.access!.ioas === 0 ? 0n : syzConvIova(ctx.objects.get(acc.access!.ioas)!.ioas!.iopt, iova);
+  const d = mmDraft(c.k.st.mm, c.k.st.pageSize);
+  const r = accessRwEvents(c.k.st, ctx, acc, at, { data, write, slowPath: (flags & MOCK_ACCESS_RW_SLOW_PATH) !== 0 }, d);
   if (!Array.isArray(r)) return fail(r.errno, r.why, r.events);
   const how = `${write ? 'wrote' : 'read'} ${length} byte(s) at IOVA 0x${iova.toString(16)}`;
   if (write) return succeed(`${fn}: ${how}`, undefined, r);
-  const out = copyToUser(c, uptr, data);
+  const out = copyToUser(c, uptr, data, d);
   if (out.fault !== undefined) return fail('EFAULT', `${fn}: ${out.fault}`, [...r, ...out.events]);
   return succeed(`${fn}: ${how} into 0x${uptr.toString(16)}`, undefined, [...r, ...out.events]);
 }
