@@ -18,10 +18,10 @@ import {
 } from '../hw/dirty.js';
 import type { HwDomain } from '../hw/domain.js';
 import type { Iopt } from '../hw/io_pagetable.js';
-import { findVma } from '../hw/mm.js';
+import { findVma, mmDraft, type MmDraft } from '../hw/mm.js';
 import { U64_MAX } from '../hw/u64.js';
 import type { State } from '../projections/state.js';
-import { copyFromUser, copyToUserEvents, fail, member, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type Step } from './ioctl.js';
+import { copyFromUser, copyToUser, fail, member, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 
 const IOMMU_HWPT_DIRTY_TRACKING_ENABLE = 1;
@@ -40,14 +40,14 @@ export type UserRead = Uint8Array | { readonly errno: 'EFAULT'; readonly why: st
 export interface UserMemory {
   /** copy_from_user of [ptr, ptr + length), or a load through pages the kernel pinned. */
   read(c: Call, ptr: bigint, length: number): UserRead;
-  /** Stores of `data` at `ptr` (copy_to_user, or through pinned pages). */
-  write(c: Call, ptr: bigint, data: Uint8Array): readonly DomainEvent[];
+  /** Stores of `data` at `ptr` (copy_to_user, or through pinned pages); the stores of one step share `d`. */
+  write(c: Call, ptr: bigint, data: Uint8Array, d?: MmDraft): readonly DomainEvent[];
 }
 
-/** The production memory: writes through ioctl.ts `copyToUserEvents`; reads wait for ioctl.ts `copyFromUser`. */
+/** The production memory: copy_to_user and copy_from_user through the modelled user memory (ioctl.ts). */
 export const USER_MEMORY: UserMemory = {
   read: (c, ptr, length) => copyFromUser(c, ptr, length),
-  write: (c, ptr, data) => copyToUserEvents(c, ptr, data),
+  write: (c, ptr, data, d) => copyToUser(c, ptr, data, d).events,
 };
 
 /** pin_user_pages_fast(FOLL_WRITE) of one page: a VMA with PROT_WRITE maps it (any page but page 0 without mmaps recorded). */
@@ -81,7 +81,7 @@ export function iommufd_hwpt_set_dirty_tracking(c: Call, a: Arg): Step {
   const fi = 'io_pagetable.c iopt_set_dirty_tracking';
   if (!d.dirtyOps)
     return fail('EOPNOTSUPP', `${fi}: the domain of HWPT ${id} has no dirty_ops (${h.auto ? 'an auto domain is never allocated with them' : 'it was allocated without IOMMU_HWPT_ALLOC_DIRTY_TRACKING'})`);
-  if (d.driver !== 'mock') return unmodelled('IOMMU_HWPT_SET_DIRTY_TRACKING on a platform IOMMU driver');
+  const setter = d.driver === 'mock' ? 'selftest.c mock_domain_set_dirty_tracking (MOCK_DIRTY_TRACK)' : "the IOMMU driver's set_dirty_tracking";
   const events: DomainEvent[] = [];
   let why: string;
   if (enable) {
@@ -93,8 +93,8 @@ export function iommufd_hwpt_set_dirty_tracking(c: Call, a: Arg): Step {
   } else why = `${fi}: `;
   if (enable !== d.dirtyTracking) {
     events.push(asDomainEvent({ type: 'DomainDirtyTrackingSet', domain: d.id, enabled: enable }));
-    why += `selftest.c mock_domain_set_dirty_tracking: MOCK_DIRTY_TRACK ${enable ? 'set' : 'cleared'} on HWPT ${id}`;
-  } else why += `selftest.c mock_domain_set_dirty_tracking: tracking already ${enable ? 'on' : 'off'} for HWPT ${id} (no change is success)`;
+    why += `${setter}: tracking ${enable ? 'enabled' : 'disabled'} on HWPT ${id}`;
+  } else why += `${setter}: tracking already ${enable ? 'on' : 'off'} for HWPT ${id} (no change is success)`;
   return succeed(why, undefined, events);
 }
 
@@ -188,7 +188,8 @@ export function getDirtyBitmap(c: Call, a: Arg, mem: UserMemory): Step {
 
   const fr = 'io_pagetable.c iommu_read_and_clear_dirty';
   if (!d.dirtyOps) return fail('EOPNOTSUPP', `${fr}: the domain of HWPT ${id} has no dirty_ops (read_and_clear_dirty)`);
-  if (d.driver !== 'mock') return unmodelled('IOMMU_HWPT_GET_DIRTY_BITMAP on a platform IOMMU driver');
+  // A platform domain (VT-d, AMD, SMMUv3 with HTTU) keeps the same per-leaf-IOPTE dirty bits as the mock's generic
+  // page table, at the page sizes its pgsize_bitmap allows; see src/hw/dirty.ts.
 
   // The walk: every dirty IOPTE met is reported through iova_bitmap_set, and cleaned unless NO_CLEAR.
   const { ptes, stoppedAt } = walkDirty(st, d, iopt, iova, last);
@@ -219,6 +220,7 @@ export function getDirtyBitmap(c: Call, a: Arg, mem: UserMemory): Step {
       }
     out = { data: result };
   } else {
+    const draft = mmDraft(st.mm, st.pageSize);
     for (const s of spans) {
       const old = mem.read(c, s.addr, s.mask.length);
       if (!(old instanceof Uint8Array)) {
@@ -228,7 +230,7 @@ export function getDirtyBitmap(c: Call, a: Arg, mem: UserMemory): Step {
       }
       const bytes = new Uint8Array(s.mask.length);
       for (let i = 0; i < bytes.length; i++) bytes[i] = old[i]! | s.mask[i]!;
-      events.push(...mem.write(c, s.addr, bytes));
+      events.push(...mem.write(c, s.addr, bytes, draft));
     }
   }
   if (!noClear) events.push(...clearedEvents(d, ptes.map(({ p }) => ({ start: p.head, last: p.head + p.size - 1n }))));
