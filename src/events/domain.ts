@@ -9,6 +9,7 @@
  */
 import type { Errno } from './errno.js';
 import { MM_BIGINT_FIELDS, type MmEvent } from '../hw/mm.js';
+import type { VObjectEvent } from '../projections/viommu.js';
 
 export type ObjectKind =
   | 'IOAS' | 'HWPT_PAGING' | 'HWPT_NESTED' | 'DEVICE' | 'ACCESS' | 'FAULT' | 'VIOMMU' | 'VDEVICE' | 'VEVENTQ'
@@ -27,7 +28,9 @@ export type FileRef =
   /** A VFIO group (`/dev/vfio/N`); its container is in `State.vfioGroups`. */
   | { readonly kind: 'vfio_group'; readonly group: number }
   /** The anonymous file of a selftest access (`[iommufd_test_staccess]`); closing it destroys the access. */
-  | { readonly kind: 'access'; readonly ctx: number; readonly access: number };
+  | { readonly kind: 'access'; readonly ctx: number; readonly access: number }
+  /** The anonymous file of a fault queue or vEVENTQ (`[iommufd-pgfault]`, `[iommufd-viommu-event]`), eventq.c. */
+  | { readonly kind: 'eventq'; readonly ctx: number; readonly id: number };
 
 export type DomainEvent =
   | { readonly type: 'TraceStarted'; readonly pageSize: number; readonly memory: 'explicit' | 'implicit' }
@@ -131,6 +134,7 @@ export type DomainEvent =
   /** `iommufd_hw_pagetable_attach` at `pasid` (0 = IOMMU_NO_PASID), and its undoing. */
   | { readonly type: 'DeviceAttached'; readonly ctx: number; readonly idev: number; readonly pasid: number; readonly hwpt: number }
   | { readonly type: 'DeviceDetached'; readonly ctx: number; readonly idev: number; readonly pasid: number }
+  | VObjectEvent
   /** VFIO_DEVICE_BIND_IOMMUFD succeeded on device fd `fd`: it is device object `idev` of context `ctx`. */
   | { readonly type: 'VfioDeviceBound'; readonly fd: number; readonly ctx: number; readonly idev: number }
   | { readonly type: 'VfioDeviceUnbound'; readonly fd: number }
@@ -176,6 +180,12 @@ export interface LogEntry {
 export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]>>> = {
   ...MM_BIGINT_FIELDS,
   CallCompleted: ['ret'],
+  VdeviceInitialized: ['virtId'],
+  HwQueueInitialized: ['base', 'length'],
+  MmapCookieAdded: ['start', 'length'],
+  MmapCookieRemoved: ['start'],
+  CookieVmaMapped: ['start', 'last', 'cookie'],
+  CookieVmaUnmapped: ['start'],
   PagesCreated: ['uptr', 'fileStart'],
   AreaReserved: ['start', 'last'],
   AreaSplit: ['last'],

@@ -4,6 +4,7 @@
  * list of bigint fields, so decoding a written log gives back entries equal to the ones written.
  */
 import { MM_EVENT_TYPES } from '../hw/mm.js';
+import { V_OBJECT_EVENT_TYPES } from '../projections/viommu.js';
 import { BIGINT_FIELDS, RANGE_LIST_FIELDS, type DomainEvent, type LogEntry } from './domain.js';
 import { bad, ok, show, type Decoded } from './values.js';
 
@@ -22,6 +23,7 @@ const TYPES = new Set<string>([
   'AreaUnpublished', 'AreaRemoved', 'AllowedIovasSet', 'ReservedAdded', 'ReservedRemoved', 'TestMemoryLimitSet', 'DomainAllocated', 'DomainFreed', 'DomainMapped', 'DomainUnmapped', 'DomainDirtyTrackingSet', 'DomainDirtied', 'DomainDirtyCleared', 'IotlbFilled', 'IotlbFlushed', 'DmaCompleted', 'IoPageFault',
   'IoptDomainAdded', 'IoptDomainRemoved', 'HwptInitialized', 'DeviceBound', 'CtxRefTaken', 'CtxRefDropped', 'VfioDeviceBound', 'VfioDeviceUnbound', 'VfioGroupContainerSet', 'VfioGroupContainerUnset', 'AccessInitialized', 'AccessAttached', 'AccessDetached',
   'AccessPinned', 'AccessUnpinned', 'AreaAccessPrevented', 'SelftestInitialized', 'DeviceAttached', 'DeviceDetached',
+  ...V_OBJECT_EVENT_TYPES,
 ] satisfies DomainEvent['type'][]);
 
 /** Decodes one log line; errors are values with the JSON path, like trace errors. */

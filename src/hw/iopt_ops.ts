@@ -159,6 +159,10 @@ export function* iopt_unmap_iova_range(
     if (area.start < start || area.last > last)
       return { unmapped, failure: { errno: 'ENOENT', why: `${fn}: [${hex(start)}, ${hex(last)}] cuts area ${describeArea(area)}; unmap must cover whole areas` } };
     if (area.numAccesses > 0) {
+      // An internal access (a HW queue's) cannot be asked to unpin: the unmap fails before prevent_access is set.
+      const owner = [...iopt.accesses.keys()].find((id) => st.ctxs.get(where.ctx)?.objects.get(id)?.kind === 'HW_QUEUE');
+      if (owner !== undefined)
+        return { unmapped, failure: { errno: 'EBUSY', why: `${fn}: area ${describeArea(area)} is pinned and HW queue ${owner} holds an internal access on the IOAS` } };
       // The counter only restarts when the scan moves on to an area that does not begin where it stood.
       if (area.start !== start) rounds = 0;
       if (++rounds > MAX_NOTIFY_ROUNDS)

@@ -2,7 +2,8 @@
  * Destroying objects (main.c `iommufd_object_remove` → the type's destroy op, and `iommufd_fops_release`), with each
  * kind's destroy op: an IOAS unmaps everything (`iommufd_ioas_destroy`), a paging HWPT leaves its IOAS
  * (`iommufd_hwpt_paging_destroy`), a selftest object detaches and unbinds its mock device
- * (`iommufd_selftest_destroy`). Every object then drops the references it held and leaves the table.
+ * (`iommufd_selftest_destroy`), a nested HWPT frees its domain (`iommufd_hwpt_nested_destroy`), a vIOMMU its mmap
+ * cookie (`iommufd_viommu_destroy`), a HW queue its internal access (`iommufd_hw_queue_destroy`). Every object then drops the references it held and leaves the table.
  */
 import type { DomainEvent } from '../events/domain.js';
 import { ioasTeardownEvents } from '../hw/iopt_ops.js';
@@ -10,6 +11,7 @@ import { cloneState, evolve, type IommufdCtx, type State } from '../projections/
 import { S_FINALIZED } from './lifecycle.js';
 import { hwptPagingDestroyEvents } from './hw_pagetable.js';
 import { selftestDestroyEvents } from './selftest.js';
+import { hwQueueDestroyEvents, viommuDestroyEvents } from './viommu.js';
 
 /** The destroy op of object `id` and its removal from the table. */
 export function destroyObjectEvents(st: State, ctx: IommufdCtx, id: number): DomainEvent[] {
@@ -17,7 +19,10 @@ export function destroyObjectEvents(st: State, ctx: IommufdCtx, id: number): Dom
   if (o === undefined) return [];
   const out: DomainEvent[] = [];
   if (o.ioas !== undefined) out.push(...ioasTeardownEvents(st, { ctx: ctx.id, ioas: id }, o.ioas.iopt, new Map()));
-  if (o.hwpt !== undefined) out.push(...hwptPagingDestroyEvents(st, ctx, o));
+  if (o.nested !== undefined) out.push({ type: 'DomainFreed', domain: o.hwpt!.domain });
+  else if (o.hwpt !== undefined) out.push(...hwptPagingDestroyEvents(st, ctx, o));
+  if (o.viommu !== undefined) out.push(...viommuDestroyEvents(st, ctx, o));
+  if (o.hwq !== undefined) out.push(...hwQueueDestroyEvents(st, ctx, o));
   if (o.stdev !== undefined) out.push(...selftestDestroyEvents(st, ctx, o));
   const dropped = new Set(out.flatMap((e) => (e.type === 'ObjectRefDropped' && e.by === id ? [e.id] : [])));
   for (const held of o.holds) if (!dropped.has(held)) out.push({ type: 'ObjectRefDropped', ctx: ctx.id, id: held, by: id });

@@ -18,6 +18,7 @@ import type { IommufdCtx, KObject, State } from '../projections/state.js';
 import type { TraceHeader } from '../events/header.js';
 import { copyToUser, fail, respond, succeed, u32, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
+import { vdeviceTombstoneEvents } from './viommu.js';
 import { AUTO_REQUEST, hwptPagingAllocEvents, hwptPagingDestroyEvents } from './hw_pagetable.js';
 
 export const IOMMU_NO_PASID = 0;
@@ -181,7 +182,7 @@ export function replacePt(st: State, h: TraceHeader, ctx: IommufdCtx, idev: KObj
 
 /** `iommufd_device_unbind` of a device with no attachment left: the driver's reference goes, then the object. */
 export function unbindEvents(ctx: IommufdCtx, idev: KObject): DomainEvent[] {
-  return [{ type: 'ObjectRefDropped', ctx: ctx.id, id: idev.id, by: 0 }, { type: 'ObjectDestroyed', ctx: ctx.id, id: idev.id }];
+  return [...vdeviceTombstoneEvents(ctx, idev.id), { type: 'ObjectRefDropped', ctx: ctx.id, id: idev.id, by: 0 }, { type: 'ObjectDestroyed', ctx: ctx.id, id: idev.id }];
 }
 
 const IOMMU_HW_INFO_FLAG_INPUT_TYPE = 1;

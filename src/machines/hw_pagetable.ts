@@ -18,6 +18,7 @@ import type { TraceHeader } from '../events/header.js';
 import { fail, respond, succeed, u32, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 import { attachEvents } from './device.js';
+import { hwptNestedAllocEvents } from './hwpt_nested.js';
 import { iommufd_hwpt_get_dirty_bitmap, iommufd_hwpt_set_dirty_tracking } from './dirty.js';
 
 export const HWPT_ALLOC_NEST_PARENT = 1, HWPT_ALLOC_DIRTY_TRACKING = 2, HWPT_FAULT_ID_VALID = 4, HWPT_ALLOC_PASID = 8;
@@ -122,20 +123,29 @@ function iommufd_hwpt_alloc(c: Call, a: Arg): Step {
   const ptId = u32(a, 'pt_id');
   const pt = getObject(c.ctx, ptId, 'ANY');
   if (pt === undefined) return fail('EINVAL', `${fn}: pt_id ${ptId}: ${lookupWhy(c.ctx, ptId, 'ANY')} (a failed pt lookup is EINVAL)`);
-  if (pt.kind !== 'IOAS') {
-    if (pt.kind === 'HWPT_PAGING' || pt.kind === 'VIOMMU') return unmodelled(`IOMMU_HWPT_ALLOC of a nested HWPT on a ${pt.kind}`);
+  if (pt.kind !== 'IOAS' && pt.kind !== 'HWPT_PAGING' && pt.kind !== 'VIOMMU')
     return fail('EINVAL', `${fn}: pt_id ${ptId} is a ${pt.kind}, neither an IOAS, a HWPT_PAGING nor a VIOMMU`);
-  }
   const flags = u32(a, 'flags');
-  if ((flags & HWPT_FAULT_ID_VALID) !== 0 && (flags & HWPT_ALLOC_NEST_PARENT) === 0) return unmodelled('IOMMU_HWPT_ALLOC with a fault object (FAULT_ID_VALID)');
   const id = c.ctx.ids.lowestFree();
   if (id === undefined) return fail('EBUSY', 'main.c _iommufd_object_alloc: no free id');
-  const dv = a.v.data_uptr;
-  const data = dv instanceof Uint8Array ? dv : typeof dv === 'object' && dv !== null && 'inline' in dv ? dv.inline : undefined;
-  if (len > 0 && data === undefined) return unmodelled('IOMMU_HWPT_ALLOC driver data given as a raw pointer');
-  const ev = hwptPagingAllocEvents(c.k.st, c.k.header, c.ctx, idev, pt, id, { flags, dataType: type, data, dataLen: len }, false, undefined);
+  let ev: DomainEvent[] | Failure | { unmodelled: string };
+  if (pt.kind === 'IOAS') {
+    const dv = a.v.data_uptr;
+    const data = dv instanceof Uint8Array ? dv : typeof dv === 'object' && dv !== null && 'inline' in dv ? dv.inline : undefined;
+    if (len > 0 && data === undefined) return unmodelled('IOMMU_HWPT_ALLOC driver data given as a raw pointer');
+    ev = hwptPagingAllocEvents(c.k.st, c.k.header, c.ctx, idev, pt, id, { flags, dataType: type, data, dataLen: len }, false, undefined);
+  } else ev = hwptNestedAllocEvents(c.k.st, c.ctx, idev, pt, id, a, flags, type, len);
+  if ('unmodelled' in ev) return unmodelled(ev.unmodelled);
   if (isFailure(ev)) return fail(ev.errno, ev.why);
-  return succeed(`${fn}: HWPT_PAGING ${id} on IOAS ${ptId}`, respond(a, { out_hwpt_id: BigInt(id) }), ev);
+  if ((flags & HWPT_FAULT_ID_VALID) !== 0) {
+    // After the HWPT is made: a bad fault_id aborts and destroys it, which leaves nothing behind.
+    const faultId = u32(a, 'fault_id');
+    if (getObject(c.ctx, faultId, 'FAULT') === undefined) return fail('ENOENT', `${fn}: iommufd_get_fault(${faultId}): ${lookupWhy(c.ctx, faultId, 'FAULT')}`);
+    ev = ev.filter((e) => e.type !== 'ObjectFinalized' || e.id !== id);
+    ev.push({ type: 'ObjectRefTaken', ctx: c.ctx.id, id: faultId, by: id });
+  }
+  if (!ev.some((e) => e.type === 'ObjectFinalized' && e.id === id)) ev.push({ type: 'ObjectFinalized', ctx: c.ctx.id, id });
+  return succeed(`${fn}: ${pt.kind === 'IOAS' ? 'HWPT_PAGING' : 'HWPT_NESTED'} ${id} on ${pt.kind} ${ptId}`, respond(a, { out_hwpt_id: BigInt(id) }), ev);
 }
 
 /** `iommufd_hwpt_invalidate`: `entry_num` is written back on every path, 0 when nothing was processed. */

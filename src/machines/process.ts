@@ -14,6 +14,8 @@ import { releaseEvents } from './destroy.js';
 import { accessReleaseEvents } from './access.js';
 import { vfioDeviceCloseEvents } from './vfio_device.js';
 import { vfioGroupCloseEvents } from './vfio_group.js';
+import { cookieVmaEvents, cookieVmaUnmapEvents, iommufd_fops_mmap } from '../hw/mmap_cookie.js';
+import { eventqCloseEvents } from './eventq.js';
 
 const M = FLAG_SETS.mmap;
 const FD_MIN = 3;
@@ -80,10 +82,13 @@ export function sys_close(k: Kernel, fd: number): Step {
     if ('leaked' in rel) return unmodelled(`release of an iommufd whose objects ${rel.leaked.join(', ')} are still referenced`);
     return succeed(`group.c vfio_group_fops_release: group ${f.group}; it held the last reference on context ${ctxId}`, undefined, [...events, ...ev, ...rel]);
   }
-  if (f.kind !== 'access' && f.kind !== 'iommufd' && bind === undefined) return succeed(`close fd ${fd}`, undefined, events);
-  const ctx = k.st.ctxs.get(f.kind === 'access' || f.kind === 'iommufd' ? f.ctx : bind!.ctx)!;
+  if (f.kind !== 'access' && f.kind !== 'iommufd' && f.kind !== 'eventq' && bind === undefined) return succeed(`close fd ${fd}`, undefined, events);
+  const ctx = k.st.ctxs.get(f.kind === 'access' || f.kind === 'iommufd' || f.kind === 'eventq' ? f.ctx : bind!.ctx)!;
   let what: string;
-  if (f.kind === 'access') {
+  if (f.kind === 'eventq') {
+    what = `eventq.c iommufd_eventq_fops_release: event queue ${f.id} loses its file`;
+    events.push(...eventqCloseEvents(k.st, ctx, f.id));
+  } else if (f.kind === 'access') {
     what = `selftest.c iommufd_test_staccess_release: access ${f.access} destroyed`;
     events.push(...accessReleaseEvents(k.st, ctx, ctx.objects.get(f.access)!));
   } else if (f.kind === 'iommufd') {
@@ -116,19 +121,28 @@ export function sys_mmap(k: Kernel, a: MmapArgs, want: bigint | undefined): Step
   if (type === 0) return fail('EINVAL', 'mm/mmap.c: flags have neither MAP_SHARED nor MAP_PRIVATE');
   const fixed = (a.flags & BigInt(M.MAP_FIXED | M.MAP_FIXED_NOREPLACE)) !== 0n;
   if (fixed && a.addr % page !== 0n) return fail('EINVAL', 'mm/mmap.c: MAP_FIXED address is not page aligned');
-  let memfd: number | undefined;
+  let memfd: number | undefined, fileOffset = a.offset;
+  let vmaOpen: ((start: bigint) => DomainEvent[]) | undefined;
   if ((a.flags & BigInt(M.MAP_ANONYMOUS)) === 0n) {
     const f: FileRef | undefined = a.fd < 0n ? undefined : k.st.fds.get(Number(a.fd));
     if (f === undefined) return fail('EBADF', `mm/mmap.c: fd ${a.fd} is not open and MAP_ANONYMOUS is not set`);
-    if (f.kind === 'iommufd') return unmodelled('mmap of an iommufd (mmap cookies)');
-    if (f.kind === 'memfd') memfd = f.memfd;
+    if (f.kind === 'iommufd') {
+      const ctx = k.st.ctxs.get(f.ctx)!;
+      const r = iommufd_fops_mmap(ctx, a.flags, a.prot, a.offset, len);
+      if ('errno' in r) return fail(r.errno, r.why);
+      // io_remap_pfn_range of the cookie's pages; vm_pgoff is reset to 0.
+      memfd = r.cookie.memfd;
+      fileOffset = 0n;
+      vmaOpen = (start) => cookieVmaEvents(ctx, r.cookie, start, len);
+    } else if (f.kind === 'memfd') memfd = f.memfd;
     else if (f.kind !== 'other') return unmodelled(`mmap of a ${f.kind} file`);
   }
   const addr = fixed ? a.addr : want !== undefined && want % page === 0n ? want : chooseMmapAddress(k.st.mm, len, k.st.pageSize);
   if (addr === undefined) return fail('ENOMEM', 'mm/mmap.c get_unmapped_area: no gap fits');
   if (addr + len - 1n > U64_MAX) return fail('ENOMEM', 'mm/mmap.c: mapping would pass the end of the address space');
   // Whatever the new mapping replaces is unmapped first: invalidated, zapped, freed (hw/mm_unmap.ts).
-  const events = mmapEvents(k.st.mm, k.st.memory, k.st.pageSize, { start: addr, length: len, prot: Number(a.prot), flags: Number(a.flags), memfd, offset: a.offset });
+  const events: DomainEvent[] = mmapEvents(k.st.mm, k.st.memory, k.st.pageSize, { start: addr, length: len, prot: Number(a.prot), flags: Number(a.flags), memfd, offset: fileOffset });
+  if (vmaOpen !== undefined) events.push(...vmaOpen(addr));
   return succeed(`mmap [0x${addr.toString(16)}, 0x${(addr + len - 1n).toString(16)}]`, undefined, events, addr);
 }
 
@@ -138,7 +152,10 @@ export function sys_munmap(k: Kernel, addr: bigint, length: bigint): Step {
   if (length === 0n) return fail('EINVAL', 'mm/mmap.c do_vmi_munmap: length 0');
   const len = (length + page - 1n) & ~(page - 1n);
   if (addr + len - 1n > U64_MAX) return fail('EINVAL', 'mm/mmap.c do_vmi_munmap: range passes the end of the address space');
-  return succeed(`munmap [0x${addr.toString(16)}, 0x${(addr + len - 1n).toString(16)}]`, undefined, munmapEvents(k.st.mm, k.st.memory, k.st.pageSize, addr, len));
+  const cookies = cookieVmaUnmapEvents(k.st, addr, addr + len - 1n);
+  if (cookies.partial) return unmodelled('munmap of part of an iommufd mmap cookie VMA (a split VMA)');
+  if (cookies.lastRef !== undefined) return unmodelled(`munmap of the last reference on iommufd context ${cookies.lastRef} (release from munmap)`);
+  return succeed(`munmap [0x${addr.toString(16)}, 0x${(addr + len - 1n).toString(16)}]`, undefined, [...munmapEvents(k.st.mm, k.st.memory, k.st.pageSize, addr, len), ...cookies.events]);
 }
 
 /** mm/madvise.c do_madvise: argument checks, then the advice VMA by VMA (hw/mm_unmap.ts madviseEvents). */

@@ -80,7 +80,8 @@ export function devicesEvolve(c: IommufdCtx, ev: DeviceEvent): void {
 export function forgetHwpt(c: IommufdCtx, o: KObject): void {
   if (o.hwpt === undefined) return;
   const ioas = c.objects.get(o.hwpt.ioas)?.ioas;
-  if (ioas !== undefined) ioas.hwpts.splice(ioas.hwpts.indexOf(o.id), 1);
+  const at = ioas?.hwpts.indexOf(o.id) ?? -1;
+  if (at >= 0) ioas!.hwpts.splice(at, 1);
 }
 
 /** The devices of `group` in this context and the HWPT the group has at `pasid`, if any. */

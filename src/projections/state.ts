@@ -7,7 +7,7 @@
  * replaying the log from `initialState()`: the log, not the state, is the record.
  */
 import type { DomainEvent, FileRef, ObjectKind } from '../events/domain.js';
-import { E_ABORT, E_DESTROY, E_FINALIZE, nextLife, S_ALLOCATED, S_FINALIZED } from '../machines/lifecycle.js';
+import { E_ABORT, E_DESTROY, E_FINALIZE, E_TOMBSTONE, nextLife, S_ALLOCATED, S_FINALIZED } from '../machines/lifecycle.js';
 import { IdAllocator } from './ids.js';
 import { emptyMm, mmEvolve, cloneMm, type MmState } from '../hw/mm.js';
 import { cloneIopt, ioptEvolve, newIopt, type Iopt } from '../hw/io_pagetable.js';
@@ -17,6 +17,7 @@ import { dirtyEvolve } from '../hw/dirty.js';
 import { iotlbEvolve } from '../hw/iotlb.js';
 import { devicesEvolve, forgetHwpt, type HwptData, type IdevData, type StdevData } from './devices.js';
 import { accessEvolve, cloneAccess, type AccessData } from './access.js';
+import { cloneVCtx, newVCtx, vobjectEvolve, type HwQueueData, type NestedData, type VCtx, type VdevData, type ViommuData } from './viommu.js';
 
 export interface IoasData {
   readonly iopt: Iopt;
@@ -38,6 +39,10 @@ export interface KObject {
   idev?: IdevData;
   stdev?: StdevData;
   access?: AccessData;
+  viommu?: ViommuData;
+  nested?: NestedData;
+  vdev?: VdevData;
+  hwq?: HwQueueData;
 }
 export interface IommufdCtx {
   readonly id: number;
@@ -50,6 +55,8 @@ export interface IommufdCtx {
   vfioIoas: number;
   /** References on the context's file: its fd, plus every access (and, later, bound device) holding one. */
   fileRefs: number;
+  /** mmap cookies and the VMAs mapping them (projections/viommu.ts). */
+  readonly v: VCtx;
 }
 export interface State {
   pageSize: number;
@@ -123,7 +130,7 @@ export function evolve(s: State, ev: DomainEvent): State {
       if (!s.fds.delete(ev.fd)) throw new ProjectionError(`fd ${ev.fd} is not open`);
       return s;
     case 'IommufdOpened':
-      s.ctxs.set(ev.ctx, { id: ev.ctx, accountMode: ev.accountMode, compat: ev.compat, objects: new Map(), ids: new IdAllocator(), vfioIoas: 0, fileRefs: 1 });
+      s.ctxs.set(ev.ctx, { id: ev.ctx, accountMode: ev.accountMode, compat: ev.compat, objects: new Map(), ids: new IdAllocator(), vfioIoas: 0, fileRefs: 1, v: newVCtx() });
       if (ev.ctx >= s.nextCtx) s.nextCtx = ev.ctx + 1;
       return s;
     case 'IommufdReleased': {
@@ -302,6 +309,25 @@ export function evolve(s: State, ev: DomainEvent): State {
       devicesEvolve(ctxOf(s, ev.ctx), ev);
       if (ev.type === 'SelftestInitialized' && ev.mockDev >= s.nextMockDev) s.nextMockDev = ev.mockDev + 1;
       return s;
+    case 'ViommuInitialized':
+    case 'HwptNestedInitialized':
+    case 'NestedIotlbSet':
+    case 'VdeviceInitialized':
+    case 'ObjectTombstoned':
+    case 'HwQueueInitialized':
+    case 'MmapCookieAdded':
+    case 'MmapCookieRemoved':
+    case 'CookieVmaMapped':
+    case 'CookieVmaUnmapped': {
+      const c = ctxOf(s, ev.ctx);
+      vobjectEvolve(c, ev, (id) => {
+        const o = objOf(c, id);
+        move(o, E_TOMBSTONE, 'be tombstoned');
+        forgetHwpt(c, o);
+        if (o.holds.length > 0) throw new ProjectionError(`object ${id} tombstoned while holding ${o.holds.join(', ')}`);
+      });
+      return s;
+    }
     case 'VfioIoasSet':
       ctxOf(s, ev.ctx).vfioIoas = ev.id;
       return s;
@@ -337,9 +363,10 @@ export function cloneState(s: State): State {
       const copy: KObject = { ...o, holds: o.holds.slice(), ioas: o.ioas && { iopt: cloneIopt(o.ioas.iopt), hwpts: o.ioas.hwpts.slice() } };
       if (o.idev) copy.idev = { ...o.idev, attached: new Map(o.idev.attached), cache: o.idev.cache.slice() };
       if (o.access) copy.access = cloneAccess(o.access);
+      if (o.nested) copy.nested = { ...o.nested, iotlb: o.nested.iotlb.slice() };
       objects.set(id, copy);
     }
-    ctxs.set(k, { ...c, objects, ids: c.ids.clone() });
+    ctxs.set(k, { ...c, objects, ids: c.ids.clone(), v: cloneVCtx(c.v) });
   }
   const pages = new Map([...s.pages].map(([k, p]) => [k, clonePages(p)]));
   const domains = new Map([...s.domains].map(([k, d]) => [k, cloneDomain(d)]));
