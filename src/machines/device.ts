@@ -95,11 +95,10 @@ export function attachPt(st: State, h: TraceHeader, ctx: IommufdCtx, idev: KObje
   const fn = 'device.c iommufd_device_change_pt';
   const pt = getObject(ctx, ptId, 'ANY');
   if (pt === undefined) return { errno: 'ENOENT', why: `${fn}: pt_id ${ptId}: ${lookupWhy(ctx, ptId, 'ANY')}` };
-  if (pt.kind === 'HWPT_PAGING') {
+  if (pt.kind === 'HWPT_PAGING' || pt.kind === 'HWPT_NESTED') {
     const ev = attachEvents(st, ctx, idev, pasid, { id: pt.id, hwpt: pt.hwpt! }, st.domains.get(pt.hwpt!.domain)!.dirtyOps);
     return isFailure(ev) ? ev : { events: ev, hwpt: pt.id };
   }
-  if (pt.kind === 'HWPT_NESTED') return { unmodelled: 'attaching to a nested HWPT' };
   if (pt.kind !== 'IOAS') return { errno: 'EINVAL', why: `${fn}: pt_id ${ptId} is a ${pt.kind}, neither a HWPT nor an IOAS` };
   // iommufd_device_auto_get_domain: reuse an auto domain that takes the device, else make one.
   for (const hid of pt.ioas!.hwpts) {
@@ -154,11 +153,10 @@ export function replacePt(st: State, h: TraceHeader, ctx: IommufdCtx, idev: KObj
   const fn = 'device.c iommufd_device_change_pt';
   const pt = getObject(ctx, ptId, 'ANY');
   if (pt === undefined) return { errno: 'ENOENT', why: `${fn}: pt_id ${ptId}: ${lookupWhy(ctx, ptId, 'ANY')}` };
-  if (pt.kind === 'HWPT_PAGING') {
+  if (pt.kind === 'HWPT_PAGING' || pt.kind === 'HWPT_NESTED') {
     const ev = replaceEvents(st, ctx, idev, pasid, { id: pt.id, hwpt: pt.hwpt! }, st.domains.get(pt.hwpt!.domain)!.dirtyOps);
     return isFailure(ev) ? ev : { events: ev, hwpt: pt.id };
   }
-  if (pt.kind === 'HWPT_NESTED') return { unmodelled: 'replacing onto a nested HWPT' };
   if (pt.kind !== 'IOAS') return { errno: 'EINVAL', why: `${fn}: pt_id ${ptId} is a ${pt.kind}, neither a HWPT nor an IOAS` };
   for (const hid of pt.ioas!.hwpts) {
     const ho = ctx.objects.get(hid);

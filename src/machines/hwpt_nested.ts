@@ -12,17 +12,21 @@
 import type { DomainEvent } from '../events/domain.js';
 import type { Failure } from '../hw/iopt_ops.js';
 import type { IommufdCtx, KObject, State } from '../projections/state.js';
-import type { Arg } from './ioctl.js';
+import { fail, member, respond, succeed, u32, unmodelled, type Arg, type Call, type Step } from './ioctl.js';
+import { getObject, lookupWhy } from './objects.js';
 import { HWPT_ALLOC_PASID, HWPT_FAULT_ID_VALID } from './hw_pagetable.js';
 import { userData } from './user_data.js';
 
-const HWPT_DATA_SELFTEST = 0xdead;
+const HWPT_DATA_SELFTEST = 0xdead, HWPT_INVALIDATE_DATA_SELFTEST = 0xdeadbeef;
+/** `struct iommu_hwpt_selftest` {iotlb, pagetable_type}; `struct iommu_hwpt_invalidate_selftest` {flags, iotlb_id}. */
+const HWPT_SELFTEST_SIZE = 8, INVALIDATE_SELFTEST_SIZE = 8;
+const IOMMU_TEST_INVALIDATE_FLAG_ALL = 1, MOCK_NESTED_DOMAIN_IOTLB_ID_MAX = 3;
 
 /** `__mock_domain_alloc_nested`: the IOTLB word, or why the data is refused. */
 function mockNestedData(a: Arg, dataType: number, len: number): number | Failure | { unmodelled: string } {
   const fn = 'selftest.c __mock_domain_alloc_nested';
   if (dataType !== HWPT_DATA_SELFTEST) return { errno: 'EOPNOTSUPP', why: `${fn}: data_type 0x${dataType.toString(16)} is not IOMMU_HWPT_DATA_SELFTEST` };
-  const d = userData(a, 'data_uptr', len, 4, `${fn}: iommu_copy_struct_from_user`);
+  const d = userData(a, 'data_uptr', len, 4, HWPT_SELFTEST_SIZE, `${fn}: iommu_copy_struct_from_user`);
   if ('errno' in d || 'unmodelled' in d) return d;
   return d.u32(0, 'iotlb');
 }
@@ -57,4 +61,47 @@ export function hwptNestedAllocEvents(st: State, ctx: IommufdCtx, idev: KObject,
     { type: 'DomainAllocated', domain, kind: 'nested', driver: 'mock', pgsizeBitmap: pd.pgsizeBitmap, apertureStart: pd.apertureStart, apertureLast: pd.apertureLast, dirtyOps: false, ctx: ctx.id, hwpt: id },
     { type: 'HwptNestedInitialized', ctx: ctx.id, id, parent: parentId, viommu, domain, ioas: parent.hwpt!.ioas, iotlb, pasidCompat: (flags & HWPT_ALLOC_PASID) !== 0 },
   ];
+}
+
+/**
+ * `mock_domain_cache_invalidate_user` on a nested HWPT (called by `iommufd_hwpt_invalidate`): entries are copied
+ * one by one (`iommu_copy_struct_from_user_array`); each names an IOTLB word or all of them. The first bad entry
+ * stops the walk, and `entry_num` reports how many were done before it.
+ */
+export function nestedInvalidate(c: Call, a: Arg, o: KObject, out: (n: number) => Record<string, bigint>): Step {
+  const fn = 'selftest.c mock_domain_cache_invalidate_user';
+  if (u32(a, 'data_type') !== HWPT_INVALIDATE_DATA_SELFTEST) return fail('EINVAL', `${fn}: data_type is not IOMMU_HWPT_INVALIDATE_DATA_SELFTEST`, [], respond(a, out(0)));
+  const num = u32(a, 'entry_num'), len = u32(a, 'entry_len');
+  const events: DomainEvent[] = [];
+  const iotlb = o.nested!.iotlb.slice();
+  const done = (i: number, errno: 'EINVAL' | 'EOPNOTSUPP' | 'EFAULT', why: string): Step => fail(errno, `${fn}: entry ${i}: ${why}`, events, respond(a, out(i)));
+  for (let i = 0; i < num; i++) {
+    const d = userData(a, 'data_uptr', len, INVALIDATE_SELFTEST_SIZE, INVALIDATE_SELFTEST_SIZE, 'iommu_copy_struct_from_user_array', i * len);
+    if ('unmodelled' in d) return unmodelled(d.unmodelled);
+    if ('errno' in d) return done(i, d.errno as 'EINVAL' | 'EFAULT', d.why);
+    const flags = d.u32(0, 'flags'), id = d.u32(4, 'iotlb_id');
+    if ((flags & ~IOMMU_TEST_INVALIDATE_FLAG_ALL) !== 0) return done(i, 'EOPNOTSUPP', `flags 0x${flags.toString(16)} beyond IOMMU_TEST_INVALIDATE_FLAG_ALL`);
+    if (id > MOCK_NESTED_DOMAIN_IOTLB_ID_MAX) return done(i, 'EINVAL', `iotlb_id ${id} > MOCK_NESTED_DOMAIN_IOTLB_ID_MAX`);
+    for (let j = 0; j < iotlb.length; j++) {
+      if (((flags & IOMMU_TEST_INVALIDATE_FLAG_ALL) !== 0 || j === id) && iotlb[j] !== 0) {
+        iotlb[j] = 0;
+        events.push({ type: 'NestedIotlbSet', ctx: c.ctx.id, id: o.id, index: j, value: 0 });
+      }
+    }
+  }
+  return succeed(`${fn}: ${num} entr${num === 1 ? 'y' : 'ies'} invalidated in HWPT ${o.id}`, respond(a, out(num)), events);
+}
+
+/** `iommufd_test_md_check_iotlb`: one IOTLB word of a mock nested HWPT. */
+export function md_check_iotlb(c: Call, a: Arg): Step {
+  const fn = 'selftest.c iommufd_test_md_check_iotlb';
+  const id = u32(a, 'id');
+  const o = getObject(c.ctx, id, 'HWPT_NESTED');
+  if (o === undefined) return fail('ENOENT', `${fn}: ${lookupWhy(c.ctx, id, 'HWPT_NESTED')}`);
+  const m = member(a, 'check_iotlb');
+  const which = m ? u32(m, 'id') : 0, want = m ? u32(m, 'iotlb') : 0;
+  if (which > MOCK_NESTED_DOMAIN_IOTLB_ID_MAX) return fail('EINVAL', `${fn}: iotlb id ${which} > MOCK_NESTED_DOMAIN_IOTLB_ID_MAX`);
+  const have = o.nested!.iotlb[which]!;
+  if (have !== want) return fail('EINVAL', `${fn}: iotlb[${which}] is 0x${have.toString(16)}, not 0x${want.toString(16)}`);
+  return succeed(`${fn}: iotlb[${which}] of HWPT ${id} is 0x${want.toString(16)}`);
 }

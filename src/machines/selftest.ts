@@ -15,6 +15,7 @@ import { iovaToPhys, minPageSize } from '../hw/domain.js';
 import { isFailure } from '../hw/iopt_ops.js';
 import { cloneState, evolve, type IommufdCtx, type KObject, type State } from '../projections/state.js';
 import { test_dirty } from './dirty.js';
+import { md_check_iotlb } from './hwpt_nested.js';
 import { access_pages, access_replace_ioas, access_rw, create_access, destroy_access_pages } from './selftest_access.js';
 import { attachPt, detachEvents, IOMMU_NO_PASID, replacePt, unbindEvents } from './device.js';
 import { iopt_reserve_iova } from '../hw/iopt_ops.js';
@@ -196,6 +197,7 @@ const OPS: ReadonlyMap<number, Handler> = new Map([
   [T.IOMMU_TEST_OP_ACCESS_REPLACE_IOAS, access_replace_ioas],
   [T.IOMMU_TEST_OP_ACCESS_RW, access_rw],
   [T.IOMMU_TEST_OP_DIRTY, test_dirty],
+  [T.IOMMU_TEST_OP_MD_CHECK_IOTLB, md_check_iotlb],
 ]);
 
 /** `iommufd_test`: dispatch on `op`; an op the driver does not know is EOPNOTSUPP. */

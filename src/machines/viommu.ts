@@ -54,7 +54,7 @@ function iommufd_viommu_alloc_ioctl(c: Call, a: Arg): Step {
   let out: Record<string, bigint> | undefined;
   if (len !== 0) {
     const ifn = 'selftest.c mock_viommu_init: iommu_copy_struct_from_user';
-    const d = userData(a, 'data_uptr', len, VIOMMU_SELFTEST_MIN, ifn);
+    const d = userData(a, 'data_uptr', len, VIOMMU_SELFTEST_MIN, VIOMMU_SELFTEST_SIZE, ifn);
     if ('errno' in d) return fail(d.errno, d.why);
     if ('unmodelled' in d) return unmodelled(d.unmodelled);
     const inData = d.u32(0, 'in_data');
