@@ -19,6 +19,7 @@ import type { TraceHeader } from '../events/header.js';
 import { copyToUser, fail, respond, succeed, u32, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 import { vdeviceTombstoneEvents } from './viommu.js';
+import { faultAutoResponseEvents } from './fault.js';
 import { AUTO_REQUEST, hwptPagingAllocEvents, hwptPagingDestroyEvents } from './hw_pagetable.js';
 
 export const IOMMU_NO_PASID = 0;
@@ -77,6 +78,7 @@ export function detachEvents(st: State, ctx: IommufdCtx, idev: KObject, pasid: n
     for (const n of i.reserved.inOrder()) if (n.value === owner) resv.push({ type: 'ReservedRemoved', ctx: ctx.id, ioas: hwpt.hwpt!.ioas, start: n.start, last: n.last, owner });
   const events: DomainEvent[] = [
     ...resv,
+    ...faultAutoResponseEvents(ctx, hwptId, idev.id, pasid),
     { type: 'DeviceDetached', ctx: ctx.id, idev: idev.id, pasid },
     { type: 'ObjectRefDropped', ctx: ctx.id, id: hwptId, by: idev.id },
     { type: 'ObjectRefDropped', ctx: ctx.id, id: idev.id, by: 0 },
@@ -137,6 +139,7 @@ export function replaceEvents(st: State, ctx: IommufdCtx, idev: KObject, pasid: 
   const events: DomainEvent[] = [];
   for (const dev of g.devices) {
     events.push(
+      ...faultAutoResponseEvents(ctx, old.id, dev, pasid),
       { type: 'DeviceDetached', ctx: ctx.id, idev: dev, pasid },
       { type: 'DeviceAttached', ctx: ctx.id, idev: dev, pasid, hwpt: h.id },
       { type: 'ObjectRefTaken', ctx: ctx.id, id: h.id, by: dev },

@@ -16,6 +16,7 @@ import { isFailure } from '../hw/iopt_ops.js';
 import { cloneState, evolve, type IommufdCtx, type KObject, type State } from '../projections/state.js';
 import { test_dirty } from './dirty.js';
 import { md_check_iotlb } from './hwpt_nested.js';
+import { trigger_iopf } from './fault.js';
 import { access_pages, access_replace_ioas, access_rw, create_access, destroy_access_pages } from './selftest_access.js';
 import { attachPt, detachEvents, IOMMU_NO_PASID, replacePt, unbindEvents } from './device.js';
 import { iopt_reserve_iova } from '../hw/iopt_ops.js';
@@ -198,6 +199,7 @@ const OPS: ReadonlyMap<number, Handler> = new Map([
   [T.IOMMU_TEST_OP_ACCESS_RW, access_rw],
   [T.IOMMU_TEST_OP_DIRTY, test_dirty],
   [T.IOMMU_TEST_OP_MD_CHECK_IOTLB, md_check_iotlb],
+  [T.IOMMU_TEST_OP_TRIGGER_IOPF, trigger_iopf],
 ]);
 
 /** `iommufd_test`: dispatch on `op`; an op the driver does not know is EOPNOTSUPP. */

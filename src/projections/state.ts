@@ -17,7 +17,7 @@ import { dirtyEvolve } from '../hw/dirty.js';
 import { iotlbEvolve } from '../hw/iotlb.js';
 import { devicesEvolve, forgetHwpt, type HwptData, type IdevData, type StdevData } from './devices.js';
 import { accessEvolve, cloneAccess, type AccessData } from './access.js';
-import { cloneVCtx, newVCtx, vobjectEvolve, type HwQueueData, type NestedData, type VCtx, type VdevData, type ViommuData } from './viommu.js';
+import { cloneFault, cloneVCtx, newVCtx, type FaultData, vobjectEvolve, type HwQueueData, type NestedData, type VCtx, type VdevData, type ViommuData } from './viommu.js';
 
 export interface IoasData {
   readonly iopt: Iopt;
@@ -43,6 +43,7 @@ export interface KObject {
   nested?: NestedData;
   vdev?: VdevData;
   hwq?: HwQueueData;
+  fault?: FaultData;
 }
 export interface IommufdCtx {
   readonly id: number;
@@ -318,7 +319,11 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'MmapCookieAdded':
     case 'MmapCookieRemoved':
     case 'CookieVmaMapped':
-    case 'CookieVmaUnmapped': {
+    case 'CookieVmaUnmapped':
+    case 'IopfQueued':
+    case 'IopfDelivered':
+    case 'IopfResponded':
+    case 'IopfAutoResponded': {
       const c = ctxOf(s, ev.ctx);
       vobjectEvolve(c, ev, (id) => {
         const o = objOf(c, id);
@@ -363,6 +368,7 @@ export function cloneState(s: State): State {
       const copy: KObject = { ...o, holds: o.holds.slice(), ioas: o.ioas && { iopt: cloneIopt(o.ioas.iopt), hwpts: o.ioas.hwpts.slice() } };
       if (o.idev) copy.idev = { ...o.idev, attached: new Map(o.idev.attached), cache: o.idev.cache.slice() };
       if (o.access) copy.access = cloneAccess(o.access);
+      if (o.fault) copy.fault = cloneFault(o.fault);
       if (o.nested) copy.nested = { ...o.nested, iotlb: o.nested.iotlb.slice() };
       objects.set(id, copy);
     }

@@ -36,11 +36,31 @@ export type VObjectEvent =
   | { readonly type: 'MmapCookieAdded'; readonly ctx: number; readonly start: bigint; readonly length: bigint; readonly owner: number; readonly memfd: number }
   | { readonly type: 'MmapCookieRemoved'; readonly ctx: number; readonly start: bigint }
   | { readonly type: 'CookieVmaMapped'; readonly ctx: number; readonly start: bigint; readonly last: bigint; readonly cookie: bigint; readonly owner: number }
-  | { readonly type: 'CookieVmaUnmapped'; readonly ctx: number; readonly start: bigint };
+  | { readonly type: 'CookieVmaUnmapped'; readonly ctx: number; readonly start: bigint }
+  /** `iommufd_fault_iopf_handler`: a fault group joins the fault object's deliver list. */
+  | { readonly type: 'IopfQueued'; readonly ctx: number; readonly fault: number; readonly group: IopfGroup }
+  /** `iommufd_fault_fops_read`: the head group is copied out and waits in `fault->response` under `cookie`. */
+  | { readonly type: 'IopfDelivered'; readonly ctx: number; readonly fault: number; readonly cookie: number }
+  /** `iommufd_fault_fops_write`: the group of `cookie` is answered and freed. */
+  | { readonly type: 'IopfResponded'; readonly ctx: number; readonly fault: number; readonly cookie: number }
+  /** `iommufd_auto_response_faults`: every group of a device's attachment is answered as it leaves the HWPT. */
+  | { readonly type: 'IopfAutoResponded'; readonly ctx: number; readonly fault: number; readonly idev: number; readonly pasid: number };
+
+export interface IopfGroup {
+  readonly idev: number; readonly pasid: number; readonly grpid: number; readonly perm: number; readonly addr: string; readonly flags: number;
+}
+export interface FaultData {
+  /** `fault->deliver`, oldest first. */
+  readonly deliver: IopfGroup[];
+  /** `fault->response`: delivered groups awaiting an answer, by cookie. */
+  readonly response: Map<number, IopfGroup>;
+}
+export const cloneFault = (f: FaultData): FaultData => ({ deliver: f.deliver.slice(), response: new Map(f.response) });
 
 export const V_OBJECT_EVENT_TYPES: readonly VObjectEvent['type'][] = [
   'ViommuInitialized', 'HwptNestedInitialized', 'NestedIotlbSet', 'VdeviceInitialized', 'ObjectTombstoned',
   'HwQueueInitialized', 'MmapCookieAdded', 'MmapCookieRemoved', 'CookieVmaMapped', 'CookieVmaUnmapped',
+  'IopfQueued', 'IopfDelivered', 'IopfResponded', 'IopfAutoResponded',
 ];
 
 /** The vIOMMU-family part of a context. */
@@ -100,5 +120,35 @@ export function vobjectEvolve(c: IommufdCtx, ev: VObjectEvent, tombstone: (id: n
     case 'CookieVmaUnmapped':
       if (!c.v.vmas.delete(ev.start)) throw new Error(`no cookie VMA at 0x${ev.start.toString(16)}`);
       return;
+    case 'IopfQueued':
+    case 'IopfDelivered':
+    case 'IopfResponded':
+    case 'IopfAutoResponded':
+      faultEvolve(objOf(c, ev.fault), ev);
+      return;
+  }
+}
+
+function faultEvolve(o: ReturnType<typeof objOf>, ev: Extract<VObjectEvent, { type: 'IopfQueued' | 'IopfDelivered' | 'IopfResponded' | 'IopfAutoResponded' }>): void {
+  const f = (o.fault ??= { deliver: [], response: new Map() });
+  switch (ev.type) {
+    case 'IopfQueued':
+      f.deliver.push(ev.group);
+      return;
+    case 'IopfDelivered': {
+      const g = f.deliver.shift();
+      if (g === undefined || f.response.has(ev.cookie)) throw new Error(`fault ${o.id} cannot deliver under cookie ${ev.cookie}`);
+      f.response.set(ev.cookie, g);
+      return;
+    }
+    case 'IopfResponded':
+      if (!f.response.delete(ev.cookie)) throw new Error(`fault ${o.id} has no cookie ${ev.cookie}`);
+      return;
+    case 'IopfAutoResponded': {
+      const mine = (g: IopfGroup): boolean => g.idev === ev.idev && g.pasid === ev.pasid;
+      f.deliver.splice(0, f.deliver.length, ...f.deliver.filter((g) => !mine(g)));
+      for (const [k, g] of f.response) if (mine(g)) f.response.delete(k);
+      return;
+    }
   }
 }

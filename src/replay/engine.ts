@@ -16,6 +16,7 @@ import type { RawInt, TraceStruct } from '../events/struct_codec.js';
 import { decodeEvent, decodeIoctlArg, decodeIoctlOut, formatTraceError, type TraceError, type TraceEvent } from '../events/trace.js';
 import { commandFor } from '../events/uapi.js';
 import { isVar, ok } from '../events/values.js';
+import { sys_read, sys_write } from '../machines/fault.js';
 import { sys_dma } from '../machines/dma.js';
 import { runToCompletion, type Done, type Kernel, type Outcome, type Step } from '../machines/ioctl.js';
 import { iommufd_fops_ioctl, type IoctlInput } from '../machines/main.js';
@@ -200,7 +201,16 @@ export class Replayer implements Kernel {
         const r = this.resolveAll({ fd: ev.fd, length: ev.length });
         return r && sys.sys_ftruncate(this, Number(r.fd), r.length);
       }
-      case 'read': case 'write': case 'pread': case 'pwrite':
+      case 'read': {
+        const fd = this.fdOf(ev.fd);
+        const r = this.resolveAll({ count: ev.count });
+        return fd === undefined || r === undefined ? undefined : sys_read(this, fd, r.count);
+      }
+      case 'write': {
+        const fd = this.fdOf(ev.fd);
+        return fd === undefined ? undefined : sys_write(this, fd, ev.data);
+      }
+      case 'pread': case 'pwrite':
         return sys.notModelledOp(`${ev.op} (fault and event queue fds, VFIO regions)`);
       case 'mem_write': {
         const r = this.resolveAll({ addr: ev.addr });
