@@ -323,7 +323,8 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'IopfQueued':
     case 'IopfDelivered':
     case 'IopfResponded':
-    case 'IopfAutoResponded': {
+    case 'IopfAutoResponded':
+    case 'MockPasidFakeErrorSet': {
       const c = ctxOf(s, ev.ctx);
       vobjectEvolve(c, ev, (id) => {
         const o = objOf(c, id);

@@ -44,6 +44,8 @@ export type VObjectEvent =
   /** `iommufd_fault_fops_write`: the group of `cookie` is answered and freed. */
   | { readonly type: 'IopfResponded'; readonly ctx: number; readonly fault: number; readonly cookie: number }
   /** `iommufd_auto_response_faults`: every group of a device's attachment is answered as it leaves the HWPT. */
+  /** selftest.c `mock_domain_set_dev_pasid_nop`: the mock device's `pasid_1024_fake_error` flag. */
+  | { readonly type: 'MockPasidFakeErrorSet'; readonly ctx: number; readonly idev: number; readonly armed: boolean }
   | { readonly type: 'IopfAutoResponded'; readonly ctx: number; readonly fault: number; readonly idev: number; readonly pasid: number };
 
 export interface IopfGroup {
@@ -60,7 +62,7 @@ export const cloneFault = (f: FaultData): FaultData => ({ deliver: f.deliver.sli
 export const V_OBJECT_EVENT_TYPES: readonly VObjectEvent['type'][] = [
   'ViommuInitialized', 'HwptNestedInitialized', 'NestedIotlbSet', 'VdeviceInitialized', 'ObjectTombstoned',
   'HwQueueInitialized', 'MmapCookieAdded', 'MmapCookieRemoved', 'CookieVmaMapped', 'CookieVmaUnmapped',
-  'IopfQueued', 'IopfDelivered', 'IopfResponded', 'IopfAutoResponded',
+  'IopfQueued', 'IopfDelivered', 'IopfResponded', 'IopfAutoResponded', 'MockPasidFakeErrorSet',
 ];
 
 /** The vIOMMU-family part of a context. */
@@ -69,9 +71,11 @@ export interface VCtx {
   readonly cookies: Map<bigint, MmapCookie>;
   /** The VMAs of this context's file that map a cookie, by start address. */
   readonly vmas: Map<bigint, CookieVma>;
+  /** Mock devices whose next non-blocking attach at PASID 1024 fails (`mdev->pasid_1024_fake_error`). */
+  readonly pasidFakeError: Set<number>;
 }
-export const newVCtx = (): VCtx => ({ cookies: new Map(), vmas: new Map() });
-export const cloneVCtx = (v: VCtx): VCtx => ({ cookies: new Map(v.cookies), vmas: new Map(v.vmas) });
+export const newVCtx = (): VCtx => ({ cookies: new Map(), vmas: new Map(), pasidFakeError: new Set() });
+export const cloneVCtx = (v: VCtx): VCtx => ({ cookies: new Map(v.cookies), vmas: new Map(v.vmas), pasidFakeError: new Set(v.pasidFakeError) });
 
 function objOf(c: IommufdCtx, id: number) {
   const o = c.objects.get(id);
@@ -119,6 +123,10 @@ export function vobjectEvolve(c: IommufdCtx, ev: VObjectEvent, tombstone: (id: n
       return;
     case 'CookieVmaUnmapped':
       if (!c.v.vmas.delete(ev.start)) throw new Error(`no cookie VMA at 0x${ev.start.toString(16)}`);
+      return;
+    case 'MockPasidFakeErrorSet':
+      if (ev.armed) c.v.pasidFakeError.add(ev.idev);
+      else c.v.pasidFakeError.delete(ev.idev);
       return;
     case 'IopfQueued':
     case 'IopfDelivered':
