@@ -30,7 +30,9 @@ export type FileRef =
   /** The anonymous file of a selftest access (`[iommufd_test_staccess]`); closing it destroys the access. */
   | { readonly kind: 'access'; readonly ctx: number; readonly access: number }
   /** The anonymous file of a fault queue or vEVENTQ (`[iommufd-pgfault]`, `[iommufd-viommu-event]`), eventq.c. */
-  | { readonly kind: 'eventq'; readonly ctx: number; readonly id: number };
+  | { readonly kind: 'eventq'; readonly ctx: number; readonly id: number }
+  /** A dma-buf exported by the selftest (`iommufd_test_dmabuf_get`): its memory is kernel memfd `memfd` of `size` bytes. */
+  | { readonly kind: 'dmabuf'; readonly memfd: number; readonly size: bigint };
 
 export type DomainEvent =
   | { readonly type: 'TraceStarted'; readonly pageSize: number; readonly memory: 'explicit' | 'implicit' }

@@ -156,7 +156,7 @@ function iommufd_ioas_map(c: Call, a: Arg): Step {
   return mapCommon(c, a, id, slice, fn);
 }
 
-/** `iommufd_ioas_map_file` → `iopt_map_file_pages` (memfds; dma-bufs arrive with device memory). */
+/** `iommufd_ioas_map_file` → `iopt_map_file_pages` (memfds, and the selftest's dma-bufs as uncharged memfd pages). */
 function iommufd_ioas_map_file(c: Call, a: Arg): Step {
   const fn = 'iommufd_ioas_map_file';
   const length = u64(a, 'length'), start = u64(a, 'start');
@@ -170,12 +170,15 @@ function iommufd_ioas_map_file(c: Call, a: Arg): Step {
   const fd = Number(BigInt.asIntN(32, u64(a, 'fd')));
   const f = c.k.st.fds.get(fd);
   if (f === undefined) return fail('EBADF', `io_pagetable.c iopt_map_file_pages: fget(${fd}): fd is not open`);
-  if (f.kind !== 'memfd') return unmodelled(`IOMMU_IOAS_MAP_FILE of ${f.kind === 'other' ? f.path : 'an iommufd'} (only memfds are modelled)`);
+  if (f.kind !== 'memfd' && f.kind !== 'dmabuf') return unmodelled(`IOMMU_IOAS_MAP_FILE of ${f.kind === 'other' ? f.path : `a ${f.kind} file`} (only memfds and mock dma-bufs are modelled)`);
+  // iopt_alloc_dmabuf_pages: the range must lie inside the dma-buf, and its memory is never charged (ACCOUNT_NONE).
+  if (f.kind === 'dmabuf' && start + length > f.size)
+    return fail('EINVAL', `pages.c iopt_alloc_dmabuf_pages: [${hex(start)}, +${hex(length)}) passes the end of the ${hex(f.size)}-byte dma-buf`);
   const page = BigInt(c.k.st.pageSize);
   if (length > U64_MAX - page) return fail('EINVAL', `pages.c iopt_alloc_pages: length ${hex(length)} above SIZE_MAX - PAGE_SIZE`);
   const down = start - (start % page);
   const npages = Number((start % page + length + page - 1n) / page);
-  const pages = newPages(c.k.st.nextPages, 'file', 0n, f.memfd, down, npages, (u32(a, 'flags') & MAP_WRITEABLE) !== 0, accountModeFor(c));
+  const pages = newPages(c.k.st.nextPages, 'file', 0n, f.memfd, down, npages, (u32(a, 'flags') & MAP_WRITEABLE) !== 0, f.kind === 'dmabuf' ? 0 : accountModeFor(c));
   const created = { type: 'PagesCreated' as const, pages: pages.id, kind: pages.kind, uptr: 0n, memfd: f.memfd, fileStart: down, npages, writable: pages.writable, accountMode: pages.accountMode };
   return mapCommon(c, a, id, { pages, created, startByte: start - down, length }, fn);
 }

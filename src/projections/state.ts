@@ -337,9 +337,13 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'VfioIoasSet':
       ctxOf(s, ev.ctx).vfioIoas = ev.id;
       return s;
+    case 'MemfdCreated':
+      // Kernel-internal memory (mmap cookies, mock dma-bufs) is a memfd with no fd: its id is taken here too.
+      if (ev.memfd >= s.nextMemfd) s.nextMemfd = ev.memfd + 1;
+      mmEvolve(s.mm, ev);
+      return s;
     case 'VmaMapped':
     case 'VmaUnmapped':
-    case 'MemfdCreated':
     case 'MemfdResized':
     case 'FilePagesAdded':
     case 'FilePagesDropped':

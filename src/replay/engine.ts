@@ -245,7 +245,7 @@ export class Replayer implements Kernel {
     const f = this.st.fds.get(fd);
     if (f === undefined) return fail('EBADF', `ioctl: fd ${fd} is not open`);
     if (f.kind !== 'iommufd' && f.kind !== 'vfio_device' && f.kind !== 'vfio_group')
-      return fail('ENOTTY', `ioctl: fd ${fd} is ${f.kind === 'memfd' ? 'a memfd' : f.kind === 'access' ? 'a selftest access' : f.kind === 'eventq' ? `the fd of event queue ${f.id}` : f.path}, which has no ioctls`);
+      return fail('ENOTTY', `ioctl: fd ${fd} is ${f.kind === 'memfd' ? 'a memfd' : f.kind === 'access' ? 'a selftest access' : f.kind === 'eventq' ? `the fd of event queue ${f.id}` : f.kind === 'dmabuf' ? 'a dma-buf' : f.path}, which has no ioctls`);
     const family = f.kind === 'iommufd' ? 'iommufd' : f.kind;
     let arg = ev.arg;
     if (ev.cmd.def === undefined) {
