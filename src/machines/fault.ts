@@ -16,6 +16,7 @@ import type { IommufdCtx, KObject } from '../projections/state.js';
 import type { IopfGroup } from '../projections/viommu.js';
 import { fail, member, succeed, u32, u64, unmodelled, type Arg, type Call, type Kernel, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
+import { veventqRead } from './veventq.js';
 
 const PGFAULT_SIZE = 40, RESPONSE_SIZE = 8, IOMMU_NO_PASID = 0;
 const IOMMU_PGFAULT_FLAGS_PASID_VALID = 1, IOMMU_PGFAULT_FLAGS_LAST_PAGE = 2;
@@ -58,14 +59,13 @@ export function trigger_iopf(c: Call, a: Arg): Step {
   return succeed(`${fn}: fault queued on fault object ${f.id} through HWPT ${hwpt}`, undefined, [{ type: 'IopfQueued', ctx: c.ctx.id, fault: f.id, group }]);
 }
 
-function faultOfFd(k: Kernel, fd: number): { ctx: IommufdCtx; f: KObject } | Step {
+/** The event queue object behind an fd, or why `read`/`write` cannot reach one. */
+export function eventqOfFd(k: Kernel, fd: number): { ctx: IommufdCtx; f: KObject } | Step {
   const file = k.st.fds.get(fd);
   if (file === undefined) return fail('EBADF', `read/write: fd ${fd} is not open`);
   if (file.kind !== 'eventq') return unmodelled(`read/write of a ${file.kind} file`);
   const ctx = k.st.ctxs.get(file.ctx)!;
-  const f = ctx.objects.get(file.id);
-  if (f === undefined || f.kind !== 'FAULT') return unmodelled('read/write of a vEVENTQ fd');
-  return { ctx, f };
+  return { ctx, f: ctx.objects.get(file.id)! };
 }
 
 /** The 40-byte `iommu_hwpt_pgfault` record of `g` (`iommufd_compose_fault_message`). */
@@ -81,8 +81,9 @@ function pgfaultRecord(g: IopfGroup, cookie: number): Uint8Array {
 
 /** `iommufd_fault_fops_read`: whole groups while they fit; never blocks (an empty queue reads 0 bytes). */
 export function sys_read(k: Kernel, fd: number, count: bigint): Step {
-  const r = faultOfFd(k, fd);
+  const r = eventqOfFd(k, fd);
   if (!('f' in r)) return r;
+  if (r.f.veventq !== undefined) return veventqRead(r.ctx, r.f, count);
   const fn = 'eventq.c iommufd_fault_fops_read';
   if (count % BigInt(PGFAULT_SIZE) !== 0n) return fail('ESPIPE', `${fn}: count ${count} is not a multiple of sizeof(struct iommu_hwpt_pgfault) = ${PGFAULT_SIZE}`);
   const q = r.f.fault;
@@ -103,8 +104,9 @@ export function sys_read(k: Kernel, fd: number, count: bigint): Step {
 
 /** `iommufd_fault_fops_write`: responses in order; the first unknown cookie stops the write. */
 export function sys_write(k: Kernel, fd: number, data: Uint8Array): Step {
-  const r = faultOfFd(k, fd);
+  const r = eventqOfFd(k, fd);
   if (!('f' in r)) return r;
+  if (r.f.veventq !== undefined) return fail('EINVAL', 'fs/read_write.c vfs_write: iommufd_veventq_fops has no write (no FMODE_CAN_WRITE)');
   const fn = 'eventq.c iommufd_fault_fops_write';
   if (data.length % RESPONSE_SIZE !== 0) return fail('ESPIPE', `${fn}: ${data.length} bytes is not a multiple of sizeof(struct iommu_hwpt_page_response) = ${RESPONSE_SIZE}`);
   const open = new Set(r.f.fault?.response.keys() ?? []);

@@ -1,8 +1,8 @@
 /**
  * vIOMMU family (drivers/iommu/iommufd/viommu.c, with the selftest driver's ops in selftest.c): IOMMU_VIOMMU_ALLOC
  * (`iommufd_viommu_alloc_ioctl`, `mock_viommu_init`), IOMMU_VDEVICE_ALLOC (`iommufd_vdevice_alloc_ioctl`),
- * IOMMU_HW_QUEUE_ALLOC (`iommufd_hw_queue_alloc_ioctl`, `mock_hw_queue_init_phys`), IOMMU_VEVENTQ_ALLOC's leading
- * checks, and the destroy ops of these objects.
+ * IOMMU_HW_QUEUE_ALLOC (`iommufd_hw_queue_alloc_ioctl`, `mock_hw_queue_init_phys`) and the destroy ops of these
+ * objects (vEVENTQs are in veventq.ts, fault queues in eventq.ts).
  *
  * Theory of operation. A vIOMMU stands for one physical IOMMU instance seen by one VM: it holds its nesting parent
  * HWPT (which must be NEST_PARENT), so the parent cannot be destroyed while it lives. vDEVICEs (a device's virtual
@@ -22,6 +22,7 @@ import { fail, respond, succeed, u32, u64, unmodelled, type Arg, type Call, type
 import { getObject, lookupWhy } from './objects.js';
 import { accessAttachEvents, accessDetachEvents, accessPinEvents, accessUnpinEvents } from './access.js';
 import { iommufd_fault_alloc } from './eventq.js';
+import { iommufd_veventq_alloc } from './veventq.js';
 import { userData } from './user_data.js';
 
 export const IOMMU_VIOMMU_TYPE_SELFTEST = 0xdeadbeef, IOMMU_HW_QUEUE_TYPE_SELFTEST = 0xdeadbeef;
@@ -160,16 +161,6 @@ function iommufd_hw_queue_alloc_ioctl(c: Call, a: Arg): Step {
 /** `iommufd_hw_queue_destroy` → `iommufd_hw_queue_destroy_access`: unpin, then leave the IOAS. */
 export function hwQueueDestroyEvents(st: State, ctx: IommufdCtx, o: KObject): DomainEvent[] {
   return [...[...o.access!.items.keys()].flatMap((item) => accessUnpinEvents(st, ctx, o, item)), ...accessDetachEvents(st, ctx, o)];
-}
-
-function iommufd_veventq_alloc(c: Call, a: Arg): Step {
-  const fn = 'eventq.c iommufd_veventq_alloc';
-  if (u32(a, 'flags') !== 0 || u32(a, '__reserved') !== 0 || u32(a, 'type') === 0)
-    return fail('EOPNOTSUPP', `${fn}: flags or __reserved != 0, or type DEFAULT`);
-  if (u32(a, 'veventq_depth') === 0) return fail('EINVAL', `${fn}: veventq_depth 0`);
-  const v = u32(a, 'viommu_id');
-  if (getObject(c.ctx, v, 'VIOMMU') === undefined) return fail('ENOENT', `${fn}: ${lookupWhy(c.ctx, v, 'VIOMMU')}`);
-  return unmodelled('IOMMU_VEVENTQ_ALLOC');
 }
 
 export const VIOMMU_HANDLERS: Readonly<Record<string, Handler>> = {

@@ -17,7 +17,7 @@ import { dirtyEvolve } from '../hw/dirty.js';
 import { iotlbEvolve } from '../hw/iotlb.js';
 import { devicesEvolve, forgetHwpt, type HwptData, type IdevData, type StdevData } from './devices.js';
 import { accessEvolve, cloneAccess, type AccessData } from './access.js';
-import { cloneFault, cloneVCtx, newVCtx, type FaultData, vobjectEvolve, type HwQueueData, type NestedData, type VCtx, type VdevData, type ViommuData } from './viommu.js';
+import { cloneFault, cloneVCtx, cloneVeventq, newVCtx, type FaultData, type VeventqData, vobjectEvolve, type HwQueueData, type NestedData, type VCtx, type VdevData, type ViommuData } from './viommu.js';
 
 export interface IoasData {
   readonly iopt: Iopt;
@@ -44,6 +44,7 @@ export interface KObject {
   vdev?: VdevData;
   hwq?: HwQueueData;
   fault?: FaultData;
+  veventq?: VeventqData;
 }
 export interface IommufdCtx {
   readonly id: number;
@@ -324,7 +325,10 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'IopfDelivered':
     case 'IopfResponded':
     case 'IopfAutoResponded':
-    case 'MockPasidFakeErrorSet': {
+    case 'MockPasidFakeErrorSet':
+    case 'VeventqInitialized':
+    case 'VeventReported':
+    case 'VeventsRead': {
       const c = ctxOf(s, ev.ctx);
       vobjectEvolve(c, ev, (id) => {
         const o = objOf(c, id);
@@ -374,6 +378,7 @@ export function cloneState(s: State): State {
       if (o.idev) copy.idev = { ...o.idev, attached: new Map(o.idev.attached), cache: o.idev.cache.slice() };
       if (o.access) copy.access = cloneAccess(o.access);
       if (o.fault) copy.fault = cloneFault(o.fault);
+      if (o.veventq) copy.veventq = cloneVeventq(o.veventq);
       if (o.nested) copy.nested = { ...o.nested, iotlb: o.nested.iotlb.slice() };
       objects.set(id, copy);
     }

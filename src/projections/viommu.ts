@@ -44,6 +44,14 @@ export type VObjectEvent =
   /** `iommufd_fault_fops_write`: the group of `cookie` is answered and freed. */
   | { readonly type: 'IopfResponded'; readonly ctx: number; readonly fault: number; readonly cookie: number }
   /** `iommufd_auto_response_faults`: every group of a device's attachment is answered as it leaves the HWPT. */
+  | { readonly type: 'VeventqInitialized'; readonly ctx: number; readonly id: number; readonly viommu: number; readonly veventqType: number; readonly depth: number }
+  /**
+   * `iommufd_viommu_report_event` → `iommufd_vevent_handler`: a vEVENT (hex `data`), or with `lost` the queue's
+   * lost-events header, joins the tail under the next sequence number; a lost header already at the tail is moved.
+   */
+  | { readonly type: 'VeventReported'; readonly ctx: number; readonly id: number; readonly lost: boolean; readonly data: string }
+  /** `iommufd_veventq_fops_read`: the first `count` entries of the queue were copied out. */
+  | { readonly type: 'VeventsRead'; readonly ctx: number; readonly id: number; readonly count: number }
   /** selftest.c `mock_domain_set_dev_pasid_nop`: the mock device's `pasid_1024_fake_error` flag. */
   | { readonly type: 'MockPasidFakeErrorSet'; readonly ctx: number; readonly idev: number; readonly armed: boolean }
   | { readonly type: 'IopfAutoResponded'; readonly ctx: number; readonly fault: number; readonly idev: number; readonly pasid: number };
@@ -63,7 +71,21 @@ export const V_OBJECT_EVENT_TYPES: readonly VObjectEvent['type'][] = [
   'ViommuInitialized', 'HwptNestedInitialized', 'NestedIotlbSet', 'VdeviceInitialized', 'ObjectTombstoned',
   'HwQueueInitialized', 'MmapCookieAdded', 'MmapCookieRemoved', 'CookieVmaMapped', 'CookieVmaUnmapped',
   'IopfQueued', 'IopfDelivered', 'IopfResponded', 'IopfAutoResponded', 'MockPasidFakeErrorSet',
+  'VeventqInitialized', 'VeventReported', 'VeventsRead',
 ];
+
+export interface Vevent { readonly sequence: number; readonly lost: boolean; readonly data: string }
+export interface VeventqData {
+  readonly viommu: number; readonly veventqType: number; readonly depth: number;
+  /** `veventq->sequence`: the next sequence number, wrapping at INT_MAX. */
+  sequence: number;
+  /** `veventq->num_events`: real vEVENTs queued (the lost-events header does not count). */
+  numEvents: number;
+  /** `eventq->deliver`, oldest first. */
+  readonly deliver: Vevent[];
+}
+export const cloneVeventq = (q: VeventqData): VeventqData => ({ ...q, deliver: q.deliver.slice() });
+const INT_MAX = 0x7fff_ffff;
 
 /** The vIOMMU-family part of a context. */
 export interface VCtx {
@@ -134,6 +156,22 @@ export function vobjectEvolve(c: IommufdCtx, ev: VObjectEvent, tombstone: (id: n
     case 'IopfAutoResponded':
       faultEvolve(objOf(c, ev.fault), ev);
       return;
+    case 'VeventqInitialized':
+      objOf(c, ev.id).veventq = { viommu: ev.viommu, veventqType: ev.veventqType, depth: ev.depth, sequence: 0, numEvents: 0, deliver: [] };
+      return;
+    case 'VeventReported': {
+      const q = objOf(c, ev.id).veventq!;
+      if (q.deliver.at(-1)?.lost) q.deliver.pop();
+      q.deliver.push({ sequence: q.sequence, lost: ev.lost, data: ev.data });
+      q.sequence = (q.sequence + 1) & INT_MAX;
+      if (!ev.lost) q.numEvents++;
+      return;
+    }
+    case 'VeventsRead': {
+      const q = objOf(c, ev.id).veventq!;
+      for (const e of q.deliver.splice(0, ev.count)) if (!e.lost) q.numEvents--;
+      return;
+    }
   }
 }
 
