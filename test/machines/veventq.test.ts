@@ -4,18 +4,12 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Replayer } from '../../src/replay/engine.js';
+import { replayOps } from '../support/replay.js';
 
 const SEED = Number(process.env['FC_SEED'] ?? 0x5e9);
 console.info(`veventq.test.ts: fast-check seed ${SEED}`);
 
-function replay(lines: object[]): string[] {
-  const r = new Replayer();
-  r.feedLine(JSON.stringify({ iotrail: 1, iommufd_test: true, memory: 'explicit', limits: { memlock: 'unlimited', cap_sys_resource: true } }), 1);
-  lines.forEach((l, i) => r.feedLine(JSON.stringify(l), i + 2));
-  const s = r.summary();
-  return [...s.divergences.map((d) => `line ${d.line}: ${d.field}: ${d.observed} vs ${d.predicted}: ${d.why}`), ...s.errors.map((e) => JSON.stringify(e))];
-}
+const replay = (lines: object[]): string[] => replayOps(lines).problems;
 
 const VIRT_ID = 0x99;
 const setup = (depth: number): object[] => [

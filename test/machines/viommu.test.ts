@@ -5,8 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { LogEntry } from '../../src/events/domain.js';
-import { Replayer } from '../../src/replay/engine.js';
+import { replayOps } from '../support/replay.js';
 
 const SEED = Number(process.env['FC_SEED'] ?? 0x5eed5);
 console.info(`viommu.test.ts: fast-check seed ${SEED}`);
@@ -14,14 +13,7 @@ console.info(`viommu.test.ts: fast-check seed ${SEED}`);
 const BUF = '0x7f0000000000';
 const VIOMMU = { flags: 0, type: 0xdeadbeef, dev_id: '$idev', hwpt_id: '$hwpt' };
 
-function replay(lines: object[]) {
-  const entries: LogEntry[] = [];
-  const r = new Replayer((e) => entries.push(e));
-  r.feedLine(JSON.stringify({ iotrail: 1, iommufd_test: true, memory: 'explicit', limits: { memlock: 'unlimited', cap_sys_resource: true } }), 1);
-  lines.forEach((l, i) => r.feedLine(JSON.stringify(l), i + 2));
-  const s = r.summary();
-  return { s, entries, problems: [...s.divergences.map((d) => `line ${d.line}: ${d.field}: ${d.observed} vs ${d.predicted}: ${d.why}`), ...s.errors.map((e) => JSON.stringify(e))] };
-}
+const replay = replayOps;
 
 const setup: object[] = [
   { op: 'mmap', addr: BUF, length: 16384, prot: ['PROT_READ', 'PROT_WRITE'], flags: ['MAP_SHARED', 'MAP_ANONYMOUS', 'MAP_FIXED'], ret: BUF },

@@ -1,0 +1,18 @@
+/**
+ * Replaying a trace given as objects (a selftest header, then one op per object) for tests that check a whole
+ * scenario: the divergences and trace errors come back as readable lines, so `expect(problems).toEqual([])` shows
+ * exactly where the model answered differently.
+ */
+import type { LogEntry } from '../../src/events/domain.js';
+import { Replayer } from '../../src/replay/engine.js';
+
+export const SELFTEST_HEADER = { iotrail: 1, iommufd_test: true, memory: 'explicit', limits: { memlock: 'unlimited', cap_sys_resource: true } };
+
+export function replayOps(lines: object[]): { problems: string[]; entries: LogEntry[] } {
+  const entries: LogEntry[] = [];
+  const r = new Replayer((e) => entries.push(e));
+  r.feedLine(JSON.stringify(SELFTEST_HEADER), 1);
+  lines.forEach((l, i) => r.feedLine(JSON.stringify(l), i + 2));
+  const s = r.summary();
+  return { entries, problems: [...s.divergences.map((d) => `line ${d.line}: ${d.field}: ${d.observed} vs ${d.predicted}: ${d.why}`), ...s.errors.map((e) => JSON.stringify(e))] };
+}
