@@ -10,6 +10,7 @@
 import type { Errno } from './errno.js';
 import { MM_BIGINT_FIELDS, type MmEvent } from '../hw/mm.js';
 import type { VObjectEvent } from '../projections/viommu.js';
+import type { DmabufEvent } from '../hw/dmabuf.js';
 
 export type ObjectKind =
   | 'IOAS' | 'HWPT_PAGING' | 'HWPT_NESTED' | 'DEVICE' | 'ACCESS' | 'FAULT' | 'VIOMMU' | 'VDEVICE' | 'VEVENTQ'
@@ -137,6 +138,7 @@ export type DomainEvent =
   | { readonly type: 'DeviceAttached'; readonly ctx: number; readonly idev: number; readonly pasid: number; readonly hwpt: number }
   | { readonly type: 'DeviceDetached'; readonly ctx: number; readonly idev: number; readonly pasid: number }
   | VObjectEvent
+  | DmabufEvent
   /** VFIO_DEVICE_BIND_IOMMUFD succeeded on device fd `fd`: it is device object `idev` of context `ctx`. */
   | { readonly type: 'VfioDeviceBound'; readonly fd: number; readonly ctx: number; readonly idev: number }
   | { readonly type: 'VfioDeviceUnbound'; readonly fd: number }
@@ -183,6 +185,7 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
   ...MM_BIGINT_FIELDS,
   CallCompleted: ['ret'],
   VdeviceInitialized: ['virtId'],
+  DmabufExported: ['size'],
   HwQueueInitialized: ['base', 'length'],
   MmapCookieAdded: ['start', 'length'],
   MmapCookieRemoved: ['start'],

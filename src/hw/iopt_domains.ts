@@ -7,6 +7,7 @@
  */
 import type { DomainEvent } from '../events/domain.js';
 import type { TraceHeader } from '../events/header.js';
+import { isDeadPages } from './dmabuf.js';
 import type { State } from '../projections/state.js';
 import { minPageSize, type HwDomain } from './domain.js';
 import { areaLength, describeArea, type Area, type Iopt } from './io_pagetable.js';
@@ -191,6 +192,8 @@ export function fillArea(
     events.push({ type: 'AreaFilled', pages: p.id, start: a.pagesStart, last: a.pagesLast });
     scratch.fillAdd(p.id, a.pagesStart, a.pagesLast, 1);
   }
+  // A revoked dma-buf's pages stay pinned in the model but no domain may translate to them again.
+  if (isDeadPages(st, p.memfd, p.id)) return events;
   const phys = areaPhysRuns(st, a, p, scratch);
   for (const d of domains) for (const r of phys) events.push({ type: 'DomainMapped', domain: d, iova: r.iova, last: r.last, phys: r.phys });
   return events;

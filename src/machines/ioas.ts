@@ -174,6 +174,8 @@ function iommufd_ioas_map_file(c: Call, a: Arg): Step {
   // iopt_alloc_dmabuf_pages: the range must lie inside the dma-buf, and its memory is never charged (ACCOUNT_NONE).
   if (f.kind === 'dmabuf' && start + length > f.size)
     return fail('EINVAL', `pages.c iopt_alloc_dmabuf_pages: [${hex(start)}, +${hex(length)}) passes the end of the ${hex(f.size)}-byte dma-buf`);
+  if (f.kind === 'dmabuf' && c.k.st.dmabufs.get(f.memfd)?.revoked)
+    return fail('ENODEV', 'selftest.c iommufd_test_dma_buf_iommufd_map: the exporter has revoked the dma-buf');
   const page = BigInt(c.k.st.pageSize);
   if (length > U64_MAX - page) return fail('EINVAL', `pages.c iopt_alloc_pages: length ${hex(length)} above SIZE_MAX - PAGE_SIZE`);
   const down = start - (start % page);

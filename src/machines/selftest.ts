@@ -17,7 +17,7 @@ import { cloneState, evolve, type IommufdCtx, type KObject, type State } from '.
 import { test_dirty } from './dirty.js';
 import { md_check_iotlb } from './hwpt_nested.js';
 import { trigger_iopf } from './fault.js';
-import { dmabuf_get } from './selftest_dmabuf.js';
+import { dmabuf_get, dmabuf_revoke } from './selftest_dmabuf.js';
 import { trigger_vevent } from './veventq.js';
 import { pasid_attach, pasid_check_hwpt, pasid_detach, pasid_replace } from './selftest_pasid.js';
 import { access_pages, access_replace_ioas, access_rw, create_access, destroy_access_pages } from './selftest_access.js';
@@ -208,6 +208,7 @@ const OPS: ReadonlyMap<number, Handler> = new Map([
   [T.IOMMU_TEST_OP_PASID_DETACH, pasid_detach],
   [T.IOMMU_TEST_OP_PASID_CHECK_HWPT, pasid_check_hwpt],
   [T.IOMMU_TEST_OP_DMABUF_GET, dmabuf_get],
+  [T.IOMMU_TEST_OP_DMABUF_REVOKE, dmabuf_revoke],
   [T.IOMMU_TEST_OP_TRIGGER_VEVENT, trigger_vevent],
 ]);
 

@@ -9,6 +9,7 @@
 import type { DomainEvent, FileRef, ObjectKind } from '../events/domain.js';
 import { E_ABORT, E_DESTROY, E_FINALIZE, E_TOMBSTONE, nextLife, S_ALLOCATED, S_FINALIZED } from '../machines/lifecycle.js';
 import { IdAllocator } from './ids.js';
+import { cloneDmabuf, dmabufEvolve, type DmabufData } from '../hw/dmabuf.js';
 import { emptyMm, mmEvolve, cloneMm, type MmState } from '../hw/mm.js';
 import { cloneIopt, ioptEvolve, newIopt, type Iopt } from '../hw/io_pagetable.js';
 import { clonePages, emptyAccounting, pagesEvolve, type Accounting, type IoptPages } from '../hw/pages.js';
@@ -83,12 +84,14 @@ export interface State {
   readonly vfioBinds: Map<number, { readonly ctx: number; readonly idev: number }>;
   /** VFIO groups set to an iommufd container: group number → context. */
   readonly vfioGroups: Map<number, number>;
+  /** Exported dma-bufs, by the kernel memfd that holds their memory (hw/dmabuf.ts). */
+  readonly dmabufs: Map<number, DmabufData>;
 }
 
 export const initialState = (): State => ({
   pageSize: 4096, memory: 'explicit', fds: new Map(), ctxs: new Map(), nextCtx: 1, nextMemfd: 1, mm: emptyMm(),
   pages: new Map(), nextPages: 1, nextArea: 1, testMemoryLimit: 65536, domains: new Map(), nextDomain: 1, nextMockDev: 1,
-  accounting: emptyAccounting(), vfioBinds: new Map(), vfioGroups: new Map(),
+  accounting: emptyAccounting(), vfioBinds: new Map(), vfioGroups: new Map(), dmabufs: new Map(),
 });
 
 function ioptOf(s: State, ctx: number, id: number): Iopt {
@@ -338,6 +341,10 @@ export function evolve(s: State, ev: DomainEvent): State {
       });
       return s;
     }
+    case 'DmabufExported':
+    case 'Revoke':
+      dmabufEvolve(s, ev);
+      return s;
     case 'VfioIoasSet':
       ctxOf(s, ev.ctx).vfioIoas = ev.id;
       return s;
@@ -386,5 +393,5 @@ export function cloneState(s: State): State {
   }
   const pages = new Map([...s.pages].map(([k, p]) => [k, clonePages(p)]));
   const domains = new Map([...s.domains].map(([k, d]) => [k, cloneDomain(d)]));
-  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages, domains, accounting: { ...s.accounting }, vfioBinds: new Map(s.vfioBinds), vfioGroups: new Map(s.vfioGroups) };
+  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages, domains, accounting: { ...s.accounting }, vfioBinds: new Map(s.vfioBinds), vfioGroups: new Map(s.vfioGroups), dmabufs: new Map([...s.dmabufs].map(([k, d]) => [k, cloneDmabuf(d)])) };
 }
