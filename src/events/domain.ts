@@ -28,6 +28,8 @@ export type FileRef =
   | { readonly kind: 'vfio_device'; readonly path: string }
   /** A VFIO group (`/dev/vfio/N`); its container is in `State.vfioGroups`. */
   | { readonly kind: 'vfio_group'; readonly group: number }
+  /** A legacy VFIO container (`/dev/vfio/vfio` served by container.c and vfio_iommu_type1); hw/vfio_dma.ts. */
+  | { readonly kind: 'vfio_container'; readonly container: number }
   /** The anonymous file of a selftest access (`[iommufd_test_staccess]`); closing it destroys the access. */
   | { readonly kind: 'access'; readonly ctx: number; readonly access: number }
   /** The anonymous file of a fault queue or vEVENTQ (`[iommufd-pgfault]`, `[iommufd-viommu-event]`), eventq.c. */
@@ -162,6 +164,34 @@ export type DomainEvent =
   | { readonly type: 'TestMemoryLimitSet'; readonly limit: number }
   | { readonly type: 'IoasLargePagesSet'; readonly ctx: number; readonly id: number; readonly disableLargePages: boolean; readonly iovaAlignment: bigint }
   | { readonly type: 'VfioIoasSet'; readonly ctx: number; readonly id: number }
+  /** `vfio_fops_open`: a new legacy container, no group, no driver. */
+  | { readonly type: 'VfioContainerOpened'; readonly container: number }
+  /** `vfio_container_attach_group` / `vfio_group_detach_container`: the group joins (at the head) or leaves. */
+  | { readonly type: 'VfioContainerGroupAdded'; readonly container: number; readonly group: number }
+  | { readonly type: 'VfioContainerGroupRemoved'; readonly container: number; readonly group: number }
+  /** `vfio_iommu_type1_open` (SET_IOMMU): `dmaAvail` = `dma_entry_limit`. */
+  | { readonly type: 'Type1IommuOpened'; readonly container: number; readonly v2: boolean; readonly dmaAvail: number }
+  /** `vfio_iommu_type1_release`: every dma and domain is already gone. */
+  | { readonly type: 'Type1IommuReleased'; readonly container: number }
+  /** A hardware group attached to (detached from) the container's domain, with the iova_list and pgsize_bitmap after. */
+  | {
+    readonly type: 'Type1DomainAttached'; readonly container: number; readonly group: number; readonly domain: number;
+    readonly iovaList: readonly { readonly start: bigint; readonly last: bigint }[]; readonly pgsizeBitmap: bigint;
+  }
+  | {
+    readonly type: 'Type1DomainDetached'; readonly container: number; readonly group: number;
+    readonly iovaList: readonly { readonly start: bigint; readonly last: bigint }[]; readonly pgsizeBitmap: bigint;
+  }
+  /** `vfio_dma_do_map` succeeded: the dma is linked, pinned (`pinned` frame runs), mapped and charged (`lockedVm`). */
+  | {
+    readonly type: 'VfioDmaLinked'; readonly container: number; readonly iova: bigint; readonly size: bigint; readonly vaddr: bigint;
+    readonly prot: number; readonly lockCap: boolean; readonly pinned: readonly { readonly frame: number; readonly npages: number }[];
+    readonly lockedVm: number; readonly hasRsvd: boolean;
+  }
+  /** `vfio_remove_dma`: unlinked (its unmap, unpin and un-charge are their own events). */
+  | { readonly type: 'VfioDmaRemoved'; readonly container: number; readonly iova: bigint }
+  /** `vfio_lock_acct` → `__account_locked_vm`: `npages` (signed) added to the mapper's `mm->locked_vm`. */
+  | { readonly type: 'LockedVmAccounted'; readonly npages: number }
   /** The user memory model's events (hw/mm.ts): VMAs, memfds, faults, contents, pins, mmu_notifier. */
   | MmEvent
   /** The outcome of one traced call, as the model decided it. */
@@ -210,6 +240,10 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
   AccessAttached: ['alignment', 'iovaAlignment'],
   AccessDetached: ['iovaAlignment'],
   AccessPinned: ['iova', 'length'],
+  Type1DomainAttached: ['pgsizeBitmap'],
+  Type1DomainDetached: ['pgsizeBitmap'],
+  VfioDmaLinked: ['iova', 'size', 'vaddr'],
+  VfioDmaRemoved: ['iova'],
 };
 /** Event fields holding arrays of {start, last} u64 ranges. */
 export const RANGE_LIST_FIELDS: Readonly<Partial<Record<EventType, readonly string[]>>> = {
@@ -217,4 +251,6 @@ export const RANGE_LIST_FIELDS: Readonly<Partial<Record<EventType, readonly stri
   DeviceBound: ['resv'],
   DomainDirtied: ['ranges'],
   DomainDirtyCleared: ['ranges'],
+  Type1DomainAttached: ['iovaList'],
+  Type1DomainDetached: ['iovaList'],
 };

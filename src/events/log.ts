@@ -24,6 +24,8 @@ const TYPES = new Set<string>([
   'IoptDomainAdded', 'IoptDomainRemoved', 'HwptInitialized', 'DeviceBound', 'CtxRefTaken', 'CtxRefDropped', 'VfioDeviceBound', 'VfioDeviceUnbound', 'VfioGroupContainerSet', 'VfioGroupContainerUnset', 'AccessInitialized', 'AccessAttached', 'AccessDetached',
   'AccessPinned', 'AccessUnpinned', 'AreaAccessPrevented', 'SelftestInitialized', 'DeviceAttached', 'DeviceDetached',
   ...V_OBJECT_EVENT_TYPES, 'DmabufExported', 'Revoke',
+  'VfioContainerOpened', 'VfioContainerGroupAdded', 'VfioContainerGroupRemoved', 'Type1IommuOpened', 'Type1IommuReleased',
+  'Type1DomainAttached', 'Type1DomainDetached', 'VfioDmaLinked', 'VfioDmaRemoved', 'LockedVmAccounted',
 ] satisfies DomainEvent['type'][]);
 
 /** Decodes one log line; errors are values with the JSON path, like trace errors. */

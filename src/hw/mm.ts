@@ -30,7 +30,11 @@ export type InvalidateReason = 'munmap' | 'madvise_dontneed' | 'madvise_free' | 
  * frames are numbers; `count` is a number of frames.
  */
 export type MmEvent =
-  | { readonly type: 'VmaMapped'; readonly start: bigint; readonly length: bigint; readonly prot: number; readonly flags: number; readonly memfd: number | undefined; readonly offset: bigint }
+  | {
+    readonly type: 'VmaMapped'; readonly start: bigint; readonly length: bigint; readonly prot: number; readonly flags: number; readonly memfd: number | undefined; readonly offset: bigint;
+    /** A VM_IO|VM_PFNMAP mapping of this VFIO device's regions (`vfio_pci_core_mmap`); `offset` is the region offset. */
+    readonly pfnmap?: string;
+  }
   | { readonly type: 'VmaUnmapped'; readonly start: bigint; readonly length: bigint }
   | { readonly type: 'MemfdCreated'; readonly memfd: number; readonly name: string }
   /** The new i_size. Pages wholly past it must have been dropped first; the tail of a partial last page is zeroed. */

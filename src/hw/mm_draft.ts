@@ -295,6 +295,10 @@ export class MmDraft {
 
   private protDenied(v: Vma, access: Access): string | undefined {
     const at = `[${hex(v.start)}, ${hex(v.last)}]`;
+    if (v.pfnmap !== undefined)
+      return access === 'write'
+        ? `a CPU store to the VFIO BAR mapping ${at} of ${v.pfnmap} (vfio_pci_mmap_page_fault) is not modelled`
+        : `mm/gup.c check_vma_flags: the VMA ${at} is VM_IO|VM_PFNMAP (a VFIO BAR mapping of ${v.pfnmap}): GUP refuses it`;
     if (access === 'write' && (v.prot & PROT_WRITE) === 0)
       return `mm/memory.c handle_mm_fault: the VMA ${at} is not writable (arch access_error: a store gets SIGSEGV; copy_to_user returns EFAULT)`;
     if (access === 'pin-write' && (v.prot & PROT_WRITE) === 0)

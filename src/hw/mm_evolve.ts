@@ -86,13 +86,13 @@ export function mmEvolve(m: MmState, ev: MmInput): void {
       if (ev.memfd !== undefined && !m.memfds.has(ev.memfd)) throw new Error(`VmaMapped: no memfd ${ev.memfd}`);
       punch(m, ev.start, last);
       let file = ev.memfd, offset = ev.offset;
-      if (file === undefined && isSharedMapping(ev.flags)) {
+      if (file === undefined && isSharedMapping(ev.flags) && ev.pfnmap === undefined) {
         // do_mmap: a shared anonymous mapping ignores pgoff; shmem_zero_setup gives it a file of its own.
         file = -m.nextShmem++;
         m.shmem.set(file, { id: file, cache: new RunMap(LINEAR) });
         offset = 0n;
       }
-      m.vmas.splice(lowerBound(m.vmas, ev.start), 0, { start: ev.start, last, prot: ev.prot, flags: ev.flags, memfd: ev.memfd, offset, file });
+      m.vmas.splice(lowerBound(m.vmas, ev.start), 0, { start: ev.start, last, prot: ev.prot, flags: ev.flags, memfd: ev.memfd, offset, file, ...(ev.pfnmap === undefined ? {} : { pfnmap: ev.pfnmap }) });
       releaseUnmappedShmem(m);
       return;
     }

@@ -25,6 +25,8 @@ export interface Vma {
   readonly offset: bigint;
   /** The backing file: the memfd's id, the negative id of the shmem object of a shared anonymous mapping, or undefined. */
   readonly file: number | undefined;
+  /** VM_IO|VM_PFNMAP: the VFIO device whose region this maps (no struct page behind it; GUP refuses it). */
+  readonly pfnmap?: string;
 }
 export interface Memfd {
   readonly id: number;

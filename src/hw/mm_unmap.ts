@@ -55,12 +55,12 @@ export function munmapEvents(mm: MmState | MmDraft, memoryMode: MemoryMode, page
 
 /** An mmap placed over [map.start, map.start + map.length): whatever was there is unmapped first (MAP_FIXED semantics). */
 export function mmapEvents(mm: MmState | MmDraft, memoryMode: MemoryMode, pageSize: number,
-  map: { readonly start: bigint; readonly length: bigint; readonly prot: number; readonly flags: number; readonly memfd: number | undefined; readonly offset: bigint }): MmEvent[] {
+  map: { readonly start: bigint; readonly length: bigint; readonly prot: number; readonly flags: number; readonly memfd: number | undefined; readonly offset: bigint; readonly pfnmap?: string }): MmEvent[] {
   const { d, from } = open(mm, pageSize, 'change');
   const [v0, v1] = pagesOf(d, map.start, map.length, 'mmap');
   if (vmasIn(d.m, map.start, map.start + map.length - 1n).length > 0 || d.m.pt.any(v0, v1)) unmapInto(d, memoryMode, map.start, map.length);
   const { start, length, prot, flags, memfd, offset } = map;
-  d.events.push({ type: 'VmaMapped', start, length, prot, flags, memfd, offset });
+  d.events.push({ type: 'VmaMapped', start, length, prot, flags, memfd, offset, ...(map.pfnmap === undefined ? {} : { pfnmap: map.pfnmap }) });
   return d.events.slice(from);
 }
 

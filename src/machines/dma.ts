@@ -16,6 +16,7 @@ import { iotlbLookup } from '../hw/iotlb.js';
 import { frameBytes, frameWriteEvents } from '../hw/pages_rw.js';
 import type { IommufdCtx, KObject, State } from '../projections/state.js';
 import { fail, succeed, unmodelled, type Kernel, type Step } from './ioctl.js';
+import { containerOf, vfio_find_dma } from '../hw/vfio_dma.js';
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
 
@@ -48,24 +49,46 @@ export interface DmaArgs {
   readonly data: Uint8Array | undefined;
 }
 
+/**
+ * The domain a device's DMA translates through and the IOMMU prot of each IOVA: the IOAS areas of the HWPT the
+ * device is attached to (iommufd), or the vfio_dmas of the legacy container its group is in (type1).
+ */
+function translatorOf(k: Kernel, a: DmaArgs): { d: HwDomain; protAt: (iova: bigint) => number | undefined } | { done: Step } {
+  const st = k.st;
+  const name = typeof a.dev === 'string' ? a.dev : `device ${a.dev}`;
+  const d0 = deviceOf(st, a.dev);
+  if (d0 === undefined) {
+    const group = typeof a.dev === 'string' ? k.header.devices.find((h) => h.path === a.dev)?.group : undefined;
+    const c = group === undefined ? undefined : containerOf(st.containers, group);
+    if (c === undefined) return { done: unmodelled(`DMA by ${name}, which is not a bound device`) };
+    const i = c.iommu;
+    if (i?.domain === undefined || !i.domainGroups.includes(group!))
+      return { done: fail('EFAULT', `group ${group} is in container ${c.id} but attached to no type1 domain (no SET_IOMMU): its DMA is blocked`, [
+        { type: 'IoPageFault', dev: name, domain: 0, iova: a.iova, write: a.write, reason: 'no domain' },
+      ]) };
+    return { d: st.domains.get(i.domain)!, protAt: (x) => vfio_find_dma(i, x, x)?.prot };
+  }
+  const hwptId = d0.idev.idev!.attached.get(Number(a.pasid));
+  const hw = hwptId === undefined ? undefined : d0.ctx.objects.get(hwptId)?.hwpt;
+  if (hw === undefined) {
+    if (hwptId !== undefined) return { done: unmodelled(`DMA through a nested HWPT`) };
+    return { done: fail('EFAULT', `the device is attached to no domain at pasid ${a.pasid}: it sits in the blocked domain`, [
+      { type: 'IoPageFault', dev: name, domain: 0, iova: a.iova, write: a.write, reason: 'blocked domain' },
+    ]) };
+  }
+  const iopt = d0.ctx.objects.get(hw.ioas)!.ioas!.iopt;
+  return { d: st.domains.get(hw.domain)!, protAt: (x) => areaIterFirst(iopt, x, x)?.prot };
+}
+
 export function sys_dma(k: Kernel, a: DmaArgs): Step {
   const st = k.st;
   const name = typeof a.dev === 'string' ? a.dev : `device ${a.dev}`;
   if (a.length === 0n) return succeed(`${name}: an empty DMA does nothing`);
   if (a.length > 1n << 24n) return unmodelled(`a DMA of ${a.length} bytes`);
   if (a.write && (a.data === undefined || BigInt(a.data.length) !== a.length)) return unmodelled('a DMA write whose data the trace does not give in full');
-  const d0 = deviceOf(st, a.dev);
-  if (d0 === undefined) return unmodelled(`DMA by ${name}, which is not a bound device`);
-  const hwptId = d0.idev.idev!.attached.get(Number(a.pasid));
-  const hw = hwptId === undefined ? undefined : d0.ctx.objects.get(hwptId)?.hwpt;
-  if (hw === undefined) {
-    if (hwptId !== undefined) return unmodelled(`DMA through a nested HWPT`);
-    return fail('EFAULT', `the device is attached to no domain at pasid ${a.pasid}: it sits in the blocked domain`, [
-      { type: 'IoPageFault', dev: name, domain: 0, iova: a.iova, write: a.write, reason: 'blocked domain' },
-    ]);
-  }
-  const d: HwDomain = st.domains.get(hw.domain)!;
-  const iopt = d0.ctx.objects.get(hw.ioas)!.ioas!.iopt;
+  const t = translatorOf(k, a);
+  if ('done' in t) return t.done;
+  const d = t.d;
   const ps = minPageSize(d);
   const events: DomainEvent[] = [];
   const pieces: { iova: bigint; last: bigint; phys: bigint; fromIotlb: boolean }[] = [];
@@ -78,14 +101,14 @@ export function sys_dma(k: Kernel, a: DmaArgs): Step {
     const fromIotlb = hit !== undefined;
     if (hit === undefined) {
       const n = d.map.iterFirst(x, x);
-      const area = areaIterFirst(iopt, x, x);
-      if (n === undefined || area === undefined) {
+      const prot = t.protAt(x);
+      if (n === undefined || prot === undefined) {
         const why = `no IOPTE translates IOVA ${hex(x)} in domain ${d.id}`;
         return fail('EFAULT', `IO page fault: ${why}`, [...events, { type: 'IoPageFault', dev: name, domain: d.id, iova: x, write: a.write, reason: why }]);
       }
       const physStart = n.value + (pageStart - n.start);
-      hit = { phys: n.value + (x - n.start), prot: area.prot };
-      events.push({ type: 'IotlbFilled', domain: d.id, iova: pageStart, last: pageLast, phys: physStart, prot: area.prot });
+      hit = { phys: n.value + (x - n.start), prot };
+      events.push({ type: 'IotlbFilled', domain: d.id, iova: pageStart, last: pageLast, phys: physStart, prot });
     }
     if ((hit.prot & need) === 0) {
       const why = `IOVA ${hex(x)} is mapped without ${a.write ? 'IOMMU_WRITE' : 'IOMMU_READ'}`;

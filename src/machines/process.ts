@@ -16,6 +16,8 @@ import { vfioDeviceCloseEvents } from './vfio_device.js';
 import { vfioGroupCloseEvents } from './vfio_group.js';
 import { cookieVmaEvents, cookieVmaUnmapEvents, iommufd_fops_mmap } from '../hw/mmap_cookie.js';
 import { eventqCloseEvents } from './eventq.js';
+import { vfioGroupType1CloseEvents } from './vfio_type1_group.js';
+import { vfio_pci_core_mmap } from './vfio_pci_bar.js';
 
 const M = FLAG_SETS.mmap;
 const FD_MIN = 3;
@@ -40,13 +42,20 @@ export function sys_open(k: Kernel, path: string, want: bigint | undefined): Ste
         { type: 'FdInstalled', fd, file: { kind: 'iommufd', ctx } },
       ], BigInt(fd));
   }
+  if (path === '/dev/vfio/vfio') {
+    const container = k.st.nextContainer;
+    return succeed(`container.c vfio_fops_open: new legacy container ${container} (no group, no IOMMU driver)`, undefined, [
+      { type: 'VfioContainerOpened', container },
+      { type: 'FdInstalled', fd, file: { kind: 'vfio_container', container } },
+    ], BigInt(fd));
+  }
   if (path.startsWith('/dev/vfio/devices/')) {
     if (k.header.devices.find((d) => d.path === path) === undefined)
       return fail('ENOENT', `open ${path}: the trace header declares no such VFIO device`);
     return succeed(`vfio_main.c vfio_device_fops_cdev_open: ${path}`, undefined, [{ type: 'FdInstalled', fd, file: { kind: 'vfio_device', path } }], BigInt(fd));
   }
   const g = /^\/dev\/vfio\/([0-9]+)$/.exec(path);
-  if (g !== null && k.header.vfio_container === 'iommufd') {
+  if (g !== null) {
     const group = Number(g[1]);
     if (!k.header.devices.some((d) => d.group === group)) return fail('ENOENT', `open ${path}: the trace header declares no device in group ${group}`);
     for (const f of k.st.fds.values()) if (f.kind === 'vfio_group' && f.group === group) return fail('EBUSY', `group.c vfio_group_fops_open: group ${group} is already open`);
@@ -75,6 +84,8 @@ export function sys_close(k: Kernel, fd: number): Step {
   const events: DomainEvent[] = [{ type: 'FdClosed', fd }];
   const bind = f.kind === 'vfio_device' ? k.st.vfioBinds.get(fd) : undefined;
   if (f.kind === 'vfio_group') {
+    const t1 = vfioGroupType1CloseEvents(k, f.group);
+    if (t1 !== undefined) return succeed(`group.c vfio_group_fops_release: group ${f.group} leaves its legacy container`, undefined, [...events, ...t1]);
     const ev = vfioGroupCloseEvents(k, f.group);
     const ctxId = k.st.vfioGroups.get(f.group);
     if (ctxId === undefined || k.st.ctxs.get(ctxId)!.fileRefs > 1) return succeed(`group.c vfio_group_fops_release: group ${f.group}`, undefined, [...events, ...ev]);
@@ -82,6 +93,7 @@ export function sys_close(k: Kernel, fd: number): Step {
     if ('leaked' in rel) return unmodelled(`release of an iommufd whose objects ${rel.leaked.join(', ')} are still referenced`);
     return succeed(`group.c vfio_group_fops_release: group ${f.group}; it held the last reference on context ${ctxId}`, undefined, [...events, ...ev, ...rel]);
   }
+  if (f.kind === 'vfio_container') return succeed(`container.c vfio_fops_release: container ${f.container} loses its fd; its groups keep it (and its mappings) alive`, undefined, events);
   if (f.kind !== 'access' && f.kind !== 'iommufd' && f.kind !== 'eventq' && bind === undefined) return succeed(`close fd ${fd}`, undefined, events);
   const ctx = k.st.ctxs.get(f.kind === 'access' || f.kind === 'iommufd' || f.kind === 'eventq' ? f.ctx : bind!.ctx)!;
   let what: string;
@@ -123,6 +135,7 @@ export function sys_mmap(k: Kernel, a: MmapArgs, want: bigint | undefined): Step
   if (fixed && a.addr % page !== 0n) return fail('EINVAL', 'mm/mmap.c: MAP_FIXED address is not page aligned');
   let memfd: number | undefined, fileOffset = a.offset;
   let vmaOpen: ((start: bigint) => DomainEvent[]) | undefined;
+  let pfnmap: string | undefined;
   if ((a.flags & BigInt(M.MAP_ANONYMOUS)) === 0n) {
     const f: FileRef | undefined = a.fd < 0n ? undefined : k.st.fds.get(Number(a.fd));
     if (f === undefined) return fail('EBADF', `mm/mmap.c: fd ${a.fd} is not open and MAP_ANONYMOUS is not set`);
@@ -135,13 +148,17 @@ export function sys_mmap(k: Kernel, a: MmapArgs, want: bigint | undefined): Step
       fileOffset = 0n;
       vmaOpen = (start) => cookieVmaEvents(ctx, r.cookie, start, len);
     } else if (f.kind === 'memfd') memfd = f.memfd;
-    else if (f.kind !== 'other') return unmodelled(`mmap of a ${f.kind} file`);
+    else if (f.kind === 'vfio_device') {
+      const bad = vfio_pci_core_mmap(k, Number(a.fd), f.path, a.offset, len, a.flags);
+      if (bad !== undefined) return bad;
+      pfnmap = f.path;
+    } else if (f.kind !== 'other') return unmodelled(`mmap of a ${f.kind} file`);
   }
   const addr = fixed ? a.addr : want !== undefined && want % page === 0n ? want : chooseMmapAddress(k.st.mm, len, k.st.pageSize);
   if (addr === undefined) return fail('ENOMEM', 'mm/mmap.c get_unmapped_area: no gap fits');
   if (addr + len - 1n > U64_MAX) return fail('ENOMEM', 'mm/mmap.c: mapping would pass the end of the address space');
   // Whatever the new mapping replaces is unmapped first: invalidated, zapped, freed (hw/mm_unmap.ts).
-  const events: DomainEvent[] = mmapEvents(k.st.mm, k.st.memory, k.st.pageSize, { start: addr, length: len, prot: Number(a.prot), flags: Number(a.flags), memfd, offset: fileOffset });
+  const events: DomainEvent[] = mmapEvents(k.st.mm, k.st.memory, k.st.pageSize, { start: addr, length: len, prot: Number(a.prot), flags: Number(a.flags), memfd, offset: fileOffset, ...(pfnmap === undefined ? {} : { pfnmap }) });
   if (vmaOpen !== undefined) events.push(...vmaOpen(addr));
   return succeed(`mmap [0x${addr.toString(16)}, 0x${(addr + len - 1n).toString(16)}]`, undefined, events, addr);
 }

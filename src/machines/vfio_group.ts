@@ -9,6 +9,7 @@ import { COMMAND_BY_NAME } from '../events/uapi.js';
 import { isFailure } from '../hw/iopt_ops.js';
 import { cloneState, evolve } from '../projections/state.js';
 import { fail, respond, succeed, u32, unmodelled, type Kernel, type Operation, type Step } from './ioctl.js';
+import { vfioGroupType1Ioctl } from './vfio_type1_group.js';
 import { attachPt, IOMMU_NO_PASID } from './device.js';
 import type { IoctlInput } from './main.js';
 import { pickFd } from './process.js';
@@ -66,6 +67,10 @@ function getDeviceFd(k: Kernel, group: number, input: IoctlInput, want: bigint |
 
 /** `vfio_group_fops_unl_ioctl`. */
 export function vfio_group_ioctl(k: Kernel, group: number, cmd: number, input: IoctlInput, want: bigint | undefined): Step {
+  // A group on a legacy container (or being set to one) is the type1 backend's (vfio_type1_group.ts).
+  const op = cmd === GET_STATUS ? 'status' : cmd === SET_CONTAINER ? 'set' : cmd === UNSET_CONTAINER ? 'unset' : cmd === GET_DEVICE_FD ? 'device' : undefined;
+  const legacy = op === undefined ? undefined : vfioGroupType1Ioctl(k, group, op, input, want);
+  if (legacy !== undefined) return legacy;
   if (cmd === GET_STATUS) {
     if (input.k !== 'struct') return fail('EFAULT', 'group.c vfio_group_ioctl_get_status: copy_from_user of a NULL arg');
     if (input.a.size < 8) return fail('EINVAL', `group.c vfio_group_ioctl_get_status: argsz ${input.a.size} < 8`);

@@ -19,6 +19,7 @@ import { iotlbEvolve } from '../hw/iotlb.js';
 import { devicesEvolve, forgetHwpt, type HwptData, type IdevData, type StdevData } from './devices.js';
 import { accessEvolve, cloneAccess, type AccessData } from './access.js';
 import { cloneFault, cloneVCtx, cloneVeventq, newVCtx, type FaultData, type VeventqData, vobjectEvolve, type HwQueueData, type NestedData, type VCtx, type VdevData, type ViommuData } from './viommu.js';
+import { cloneContainers, type1Evolve, type VfioContainer } from '../hw/vfio_dma.js';
 
 export interface IoasData {
   readonly iopt: Iopt;
@@ -86,12 +87,15 @@ export interface State {
   readonly vfioGroups: Map<number, number>;
   /** Exported dma-bufs, by the kernel memfd that holds their memory (hw/dmabuf.ts). */
   readonly dmabufs: Map<number, DmabufData>;
+  /** Legacy VFIO containers (container.c + vfio_iommu_type1.c), by id (hw/vfio_dma.ts). */
+  readonly containers: Map<number, VfioContainer>;
+  nextContainer: number;
 }
 
 export const initialState = (): State => ({
   pageSize: 4096, memory: 'explicit', fds: new Map(), ctxs: new Map(), nextCtx: 1, nextMemfd: 1, mm: emptyMm(),
   pages: new Map(), nextPages: 1, nextArea: 1, testMemoryLimit: 65536, domains: new Map(), nextDomain: 1, nextMockDev: 1,
-  accounting: emptyAccounting(), vfioBinds: new Map(), vfioGroups: new Map(), dmabufs: new Map(),
+  accounting: emptyAccounting(), vfioBinds: new Map(), vfioGroups: new Map(), dmabufs: new Map(), containers: new Map(), nextContainer: 1,
 });
 
 function ioptOf(s: State, ctx: number, id: number): Iopt {
@@ -367,6 +371,24 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'MmuNotifierInvalidate':
       mmEvolve(s.mm, ev);
       return s;
+    case 'VfioContainerOpened':
+      if (ev.container >= s.nextContainer) s.nextContainer = ev.container + 1;
+      type1Evolve(s.containers, ev, s.pageSize);
+      return s;
+    case 'VfioContainerGroupAdded':
+    case 'VfioContainerGroupRemoved':
+    case 'Type1IommuOpened':
+    case 'Type1IommuReleased':
+    case 'Type1DomainAttached':
+    case 'Type1DomainDetached':
+    case 'VfioDmaLinked':
+    case 'VfioDmaRemoved':
+      type1Evolve(s.containers, ev, s.pageSize);
+      return s;
+    case 'LockedVmAccounted':
+      s.accounting.mmLockedVm += ev.npages;
+      if (s.accounting.mmLockedVm < 0) throw new ProjectionError('mm->locked_vm went negative');
+      return s;
     case 'CallCompleted':
     case 'Diverged':
     case 'DmaCompleted':
@@ -393,5 +415,5 @@ export function cloneState(s: State): State {
   }
   const pages = new Map([...s.pages].map(([k, p]) => [k, clonePages(p)]));
   const domains = new Map([...s.domains].map(([k, d]) => [k, cloneDomain(d)]));
-  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages, domains, accounting: { ...s.accounting }, vfioBinds: new Map(s.vfioBinds), vfioGroups: new Map(s.vfioGroups), dmabufs: new Map([...s.dmabufs].map(([k, d]) => [k, cloneDmabuf(d)])) };
+  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages, domains, accounting: { ...s.accounting }, vfioBinds: new Map(s.vfioBinds), vfioGroups: new Map(s.vfioGroups), dmabufs: new Map([...s.dmabufs].map(([k, d]) => [k, cloneDmabuf(d)])), containers: cloneContainers(s.containers) };
 }

@@ -22,6 +22,7 @@ import { runToCompletion, type Done, type Kernel, type Outcome, type Step } from
 import { iommufd_fops_ioctl, type IoctlInput } from '../machines/main.js';
 import { vfio_device_ioctl } from '../machines/vfio_device.js';
 import { vfio_group_ioctl } from '../machines/vfio_group.js';
+import { vfio_container_ioctl } from '../machines/vfio_type1.js';
 import * as sys from '../machines/process.js';
 import { evolve, initialState, ProjectionError, type State } from '../projections/state.js';
 import { compareOut, fmt } from './compare.js';
@@ -244,7 +245,7 @@ export class Replayer implements Kernel {
     if (fd === undefined) return undefined;
     const f = this.st.fds.get(fd);
     if (f === undefined) return fail('EBADF', `ioctl: fd ${fd} is not open`);
-    if (f.kind !== 'iommufd' && f.kind !== 'vfio_device' && f.kind !== 'vfio_group')
+    if (f.kind !== 'iommufd' && f.kind !== 'vfio_device' && f.kind !== 'vfio_group' && f.kind !== 'vfio_container')
       return fail('ENOTTY', `ioctl: fd ${fd} is ${f.kind === 'memfd' ? 'a memfd' : f.kind === 'access' ? 'a selftest access' : f.kind === 'eventq' ? `the fd of event queue ${f.id}` : f.kind === 'dmabuf' ? 'a dma-buf' : f.path}, which has no ioctls`);
     const family = f.kind === 'iommufd' ? 'iommufd' : f.kind;
     let arg = ev.arg;
@@ -281,6 +282,7 @@ export class Replayer implements Kernel {
     }
     if (f.kind === 'vfio_device') return vfio_device_ioctl(this, fd, f.path, ev.cmd.value, input);
     if (f.kind === 'vfio_group') return vfio_group_ioctl(this, f.group, ev.cmd.value, input, this.wanted(ev));
+    if (f.kind === 'vfio_container') return vfio_container_ioctl(this, f.container, ev.cmd.value, input);
     const ctx = this.st.ctxs.get(f.ctx)!;
     return iommufd_fops_ioctl({ k: this, ctx }, ev.cmd.value, input);
   }

@@ -79,7 +79,7 @@ function checkEventFields(e: MmEvent): void {
   expect(MM_EVENT_TYPES).toContain(e.type);
   const listed = new Set(MM_BIGINT_FIELDS[e.type] ?? []);
   for (const [k, v] of Object.entries(e)) {
-    expect(v instanceof Uint8Array, `${e.type}.${k} is a Uint8Array`).toBe(false);
+    expect((v as unknown) instanceof Uint8Array, `${e.type}.${k} is a Uint8Array`).toBe(false);
     if (v !== undefined) expect(listed.has(k), `${e.type}.${k}: bigint iff listed in MM_BIGINT_FIELDS`).toBe(typeof v === 'bigint');
   }
 }

@@ -1,0 +1,94 @@
+/**
+ * Type1 pinning, mapping and locked_vm accounting (drivers/vfio/vfio_iommu_type1.c `vfio_pin_map_dma`,
+ * `vfio_pin_pages_remote`, `vaddr_get_pfns`, `follow_fault_pfn`, `vfio_lock_acct`, `vfio_unmap_unpin`,
+ * `vfio_remove_dma`).
+ *
+ * Theory of operation. A MAP pins the user pages of [vaddr, vaddr + size) through the mm model's GUP
+ * (`pinUserRange`, FOLL_LONGTERM, FOLL_WRITE with IOMMU_WRITE), maps each physically contiguous run into the
+ * container's domain, and charges the pages to the mapper's `mm->locked_vm` — the same counter mlock and iommufd's
+ * MM accounting use — unless the mapper holds CAP_IPC_LOCK, in which case locked_vm still grows but the limit is
+ * not checked. The limit test is `locked_vm + new pages > RLIMIT_MEMLOCK >> PAGE_SHIFT` (strictly greater, so
+ * reaching the limit exactly is allowed). A VMA with VM_PFNMAP (a VFIO BAR mmap, `vfio_pci_core_mmap`) makes GUP
+ * fail; type1 then maps the raw PFNs the fault handler inserts (`follow_fault_pfn`): nothing is pinned or charged
+ * and the dma is `has_rsvd`. A MAP is all or nothing: on any failure nothing stays pinned, mapped or charged.
+ * Unmap: unmap the IOVA range from the domain, flush the IOTLB, unpin, un-charge (`vfio_unmap_unpin`).
+ *
+ * Simplification: on ENOMEM the kernel has already faulted in (and then unpinned) the pages below the limit; the
+ * model faults nothing in. Only the outcome and the pins/charges are compared, which agree.
+ */
+import type { DomainEvent } from '../events/domain.js';
+import type { TraceHeader } from '../events/header.js';
+import type { State } from '../projections/state.js';
+import { flushEvents } from './iotlb.js';
+import { isMmFault, mmDraft, pinUserRange, unpinFrames, type MmDraft } from './mm.js';
+import { IOMMU_WRITE } from './io_pagetable.js';
+import { dmaLast, type FrameRun, type VfioDma } from './vfio_dma.js';
+import type { Failure } from './iopt_ops.js';
+import { pfnmapFrames, pfnmapVmaOf } from './vfio_bar.js';
+
+const hex = (v: bigint): string => `0x${v.toString(16)}`;
+
+export interface PinnedDma {
+  readonly events: DomainEvent[];
+  readonly pinned: FrameRun[];
+  readonly lockedVm: number;
+  readonly hasRsvd: boolean;
+  readonly why: string;
+}
+
+/** RLIMIT_MEMLOCK in pages (`rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT`), undefined for RLIM_INFINITY. */
+export function memlockPages(h: TraceHeader, pageSize: number): number | undefined {
+  const m = h.limits.memlock;
+  return m === 'unlimited' ? undefined : Number(m / BigInt(pageSize));
+}
+
+/** `vfio_pin_map_dma` of a new dma [iova, iova + size) from `vaddr` into `domain`. */
+export function vfio_pin_map_dma(st: State, h: TraceHeader, domain: number, iova: bigint, vaddr: bigint, size: bigint, prot: number, lockCap: boolean): PinnedDma | Failure {
+  const ps = BigInt(st.pageSize);
+  const npages = Number(size / ps);
+  const write = (prot & IOMMU_WRITE) !== 0;
+  const pfnmap = pfnmapVmaOf(st, vaddr);
+  if (pfnmap !== undefined) {
+    // vaddr_get_pfns: GUP refuses VM_IO|VM_PFNMAP; follow_fault_pfn maps the BAR's PFNs, unpinned and uncharged.
+    const r = pfnmapFrames(st, (path) => h.devices.findIndex((d) => d.path === path), vaddr, size, write);
+    if ('errno' in r) return r;
+    const events: DomainEvent[] = [];
+    for (const run of r.runs) events.push({ type: 'DomainMapped', domain, iova: iova + run.offset, last: iova + run.offset + run.length - 1n, phys: run.phys });
+    return { events, pinned: [], lockedVm: 0, hasRsvd: true, why: `vfio_iommu_type1.c vaddr_get_pfns: ${hex(vaddr)} is a VM_PFNMAP VMA (${r.what}): follow_fault_pfn maps its PFNs, nothing pinned or charged` };
+  }
+  const limit = memlockPages(h, st.pageSize);
+  const locked = st.accounting.mmLockedVm;
+  if (!lockCap && limit !== undefined && locked + npages > limit)
+    return { errno: 'ENOMEM', why: `vfio_iommu_type1.c vfio_pin_pages_remote: locked_vm ${locked} + ${npages} page(s) > RLIMIT_MEMLOCK ${limit} page(s) and no CAP_IPC_LOCK (dmesg 'vfio_pin_pages_remote: RLIMIT_MEMLOCK (${limit * st.pageSize}) exceeded'); the MAP is rolled back` };
+  // vaddr_get_pfns → pin_user_pages_remote; a VA that GUP cannot pin and that is not PFNMAP is its error.
+  const r = pinUserRange(st.mm, st.memory, st.pageSize, vaddr, npages, write);
+  if (isMmFault(r)) return { errno: r.errno === 'EACCES' ? 'EFAULT' : r.errno, why: `vfio_iommu_type1.c vaddr_get_pfns: ${r.why}; the MAP is rolled back` };
+  const events: DomainEvent[] = [...r.events];
+  const pinned: FrameRun[] = [];
+  for (const run of r.runs) {
+    const off = run.start - vaddr;
+    events.push({ type: 'DomainMapped', domain, iova: iova + off, last: iova + off + BigInt(run.npages) * ps - 1n, phys: BigInt(run.frame) * ps });
+    pinned.push({ frame: run.frame, npages: run.npages });
+  }
+  events.push({ type: 'LockedVmAccounted', npages });
+  const capNote = lockCap ? ' (CAP_IPC_LOCK: the limit is not checked, locked_vm still grows)' : limit === undefined ? ' (RLIMIT_MEMLOCK unlimited)' : ` of ${limit}`;
+  return { events, pinned, lockedVm: npages, hasRsvd: false, why: `vfio_iommu_type1.c vfio_pin_map_dma: ${npages} page(s) pinned, mapped and charged, locked_vm ${locked} -> ${locked + npages}${capNote}` };
+}
+
+/**
+ * `vfio_remove_dma` → `vfio_unmap_unpin`: unmap from the domain, flush, unpin, un-charge, unlink. Several removals
+ * in one call share `draft`, so a frame two dmas pinned is freed only by its last unpin.
+ */
+export function vfio_remove_dma(st: State, container: number, domain: number | undefined, dma: VfioDma, draft: MmDraft): DomainEvent[] {
+  const events: DomainEvent[] = [];
+  const last = dmaLast(dma);
+  if (domain !== undefined) {
+    events.push({ type: 'DomainUnmapped', domain, iova: dma.iova, last }, ...flushEvents(st.domains.get(domain), dma.iova, last));
+    if (dma.pinned.length > 0) events.push(...unpinFrames(draft, dma.pinned).events);
+  }
+  if (dma.lockedVm !== 0) events.push({ type: 'LockedVmAccounted', npages: -dma.lockedVm });
+  events.push({ type: 'VfioDmaRemoved', container, iova: dma.iova });
+  return events;
+}
+
+export const unpinDraft = (st: State): MmDraft => mmDraft(st.mm, st.pageSize);

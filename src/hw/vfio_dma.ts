@@ -1,0 +1,191 @@
+/**
+ * The legacy VFIO container and its type1 IOMMU state (drivers/vfio/container.c `struct vfio_container`,
+ * drivers/vfio/vfio_iommu_type1.c `struct vfio_iommu` and `struct vfio_dma`), and their projection.
+ *
+ * Theory of operation. A container holds groups (most recently added first, `container->group_list`) and, once
+ * VFIO_SET_IOMMU succeeded, a type1 instance (`iommu_data`). The instance keeps its mappings in `dma_list`, an
+ * rb-tree of closed, pairwise disjoint intervals [iova, iova + size - 1] — here the shared interval tree — never
+ * merged and never split (`vfio_dma_do_map`, `vfio_dma_do_unmap`). `dma_avail` starts at the module parameter
+ * `dma_entry_limit` and counts down per vfio_dma. Hardware groups share one `vfio_domain` per container in this
+ * model (the kernel joins an existing domain when the IOMMU ops and coherency match, `vfio_iommu_type1_attach_group`,
+ * which is the case for every device a trace header describes); `iova_list` is the domain's aperture minus the
+ * groups' reserved regions (`vfio_iommu_aper_resize`, `vfio_iommu_resv_exclude`), empty when no domain.
+ *
+ * A vfio_dma remembers the frames it pinned (`vfio_pin_pages_remote`) and the pages it charged to the mapper's
+ * `mm->locked_vm` (`dma->locked_vm`), so `vfio_remove_dma` gives back exactly what the MAP took.
+ * Only `type1Evolve` changes this state; the handlers (machines/vfio_type1*.ts) decide the events.
+ */
+import type { DomainEvent } from '../events/domain.js';
+import { IntervalTree } from './interval_tree.js';
+
+/** A run of consecutive frames one vfio_dma pinned (one FOLL_PIN reference each). */
+export interface FrameRun {
+  readonly frame: number;
+  readonly npages: number;
+}
+
+export interface VfioDma {
+  readonly iova: bigint;
+  readonly size: bigint;
+  readonly vaddr: bigint;
+  /** IOMMU_READ 1 | IOMMU_WRITE 2. */
+  readonly prot: number;
+  /** `capable(CAP_IPC_LOCK)` of the mapper at MAP time. */
+  readonly lockCap: boolean;
+  /** What this dma pinned; PFNMAP chunks (`has_rsvd`) pin nothing. */
+  readonly pinned: readonly FrameRun[];
+  /** `dma->locked_vm`: pages charged to the mapper's mm. */
+  readonly lockedVm: number;
+  readonly hasRsvd: boolean;
+}
+
+export interface IovaRange {
+  readonly start: bigint;
+  readonly last: bigint;
+}
+
+export interface Type1Iommu {
+  /** SET_IOMMU(VFIO_TYPE1v2_IOMMU): the v2 unmap rules. */
+  readonly v2: boolean;
+  dmaAvail: number;
+  /** The hardware domain every attached group translates through, once one is attached. */
+  domain: number | undefined;
+  /** The groups attached to the hardware domain. */
+  readonly domainGroups: number[];
+  iovaList: readonly IovaRange[];
+  pgsizeBitmap: bigint;
+  readonly dmas: IntervalTree<VfioDma>;
+}
+
+export interface VfioContainer {
+  readonly id: number;
+  /** `container->group_list`, most recently added first. */
+  readonly groups: number[];
+  /** The type1 instance, while a driver is set. */
+  iommu: Type1Iommu | undefined;
+}
+
+export type Type1Event = Extract<DomainEvent, {
+  type: 'VfioContainerOpened' | 'VfioContainerGroupAdded' | 'VfioContainerGroupRemoved' | 'Type1IommuOpened' |
+  'Type1IommuReleased' | 'Type1DomainAttached' | 'Type1DomainDetached' | 'VfioDmaLinked' | 'VfioDmaRemoved';
+}>;
+
+/** `vfio_find_dma`: some dma overlapping [start, last] (the kernel returns whichever the rb-tree walk meets). */
+export const vfio_find_dma = (i: Type1Iommu, start: bigint, last: bigint): VfioDma | undefined => i.dmas.iterFirst(start, last)?.value;
+
+/** The dmas overlapping [start, last], lowest first (`vfio_find_dma_first_node` and rb_next). */
+export function dmasIn(i: Type1Iommu, start: bigint, last: bigint): VfioDma[] {
+  return [...i.dmas.intersecting(start, last)].map((n) => n.value);
+}
+
+export const dmaLast = (d: VfioDma): bigint => d.iova + d.size - 1n;
+
+export function containerOf(containers: ReadonlyMap<number, VfioContainer>, group: number): VfioContainer | undefined {
+  for (const c of containers.values()) if (c.groups.includes(group)) return c;
+  return undefined;
+}
+
+class Type1Error extends Error {}
+
+function get(m: Map<number, VfioContainer>, id: number): VfioContainer {
+  const c = m.get(id);
+  if (c === undefined) throw new Type1Error(`no VFIO container ${id}`);
+  return c;
+}
+function iommuOf(m: Map<number, VfioContainer>, id: number): Type1Iommu {
+  const i = get(m, id).iommu;
+  if (i === undefined) throw new Type1Error(`container ${id} has no type1 IOMMU`);
+  return i;
+}
+
+export function type1Evolve(m: Map<number, VfioContainer>, ev: Type1Event, pageSize: number): void {
+  switch (ev.type) {
+    case 'VfioContainerOpened':
+      if (m.has(ev.container)) throw new Type1Error(`container ${ev.container} exists`);
+      m.set(ev.container, { id: ev.container, groups: [], iommu: undefined });
+      return;
+    case 'VfioContainerGroupAdded': {
+      for (const c of m.values()) if (c.groups.includes(ev.group)) throw new Type1Error(`group ${ev.group} is already in container ${c.id}`);
+      get(m, ev.container).groups.unshift(ev.group);
+      return;
+    }
+    case 'VfioContainerGroupRemoved': {
+      const c = get(m, ev.container);
+      const at = c.groups.indexOf(ev.group);
+      if (at < 0) throw new Type1Error(`group ${ev.group} is not in container ${ev.container}`);
+      c.groups.splice(at, 1);
+      return;
+    }
+    case 'Type1IommuOpened': {
+      const c = get(m, ev.container);
+      if (c.iommu !== undefined) throw new Type1Error(`container ${ev.container} already has a driver`);
+      c.iommu = {
+        v2: ev.v2, dmaAvail: ev.dmaAvail, domain: undefined, domainGroups: [], iovaList: [],
+        pgsizeBitmap: BigInt.asUintN(64, ~(BigInt(pageSize) - 1n)), dmas: new IntervalTree(),
+      };
+      return;
+    }
+    case 'Type1IommuReleased': {
+      const i = iommuOf(m, ev.container);
+      if (!i.dmas.isEmpty || i.domain !== undefined) throw new Type1Error(`type1 of container ${ev.container} released with mappings or a domain`);
+      get(m, ev.container).iommu = undefined;
+      return;
+    }
+    case 'Type1DomainAttached': {
+      const i = iommuOf(m, ev.container);
+      if (i.domain !== undefined && i.domain !== ev.domain) throw new Type1Error(`container ${ev.container} already uses domain ${i.domain}`);
+      if (i.domainGroups.includes(ev.group)) throw new Type1Error(`group ${ev.group} is already attached`);
+      i.domain = ev.domain;
+      i.domainGroups.push(ev.group);
+      i.iovaList = ev.iovaList;
+      i.pgsizeBitmap = ev.pgsizeBitmap;
+      return;
+    }
+    case 'Type1DomainDetached': {
+      const i = iommuOf(m, ev.container);
+      const at = i.domainGroups.indexOf(ev.group);
+      if (at < 0) throw new Type1Error(`group ${ev.group} is not attached to container ${ev.container}`);
+      i.domainGroups.splice(at, 1);
+      i.iovaList = ev.iovaList;
+      i.pgsizeBitmap = ev.pgsizeBitmap;
+      if (i.domainGroups.length === 0) {
+        if (!i.dmas.isEmpty) throw new Type1Error(`last group left container ${ev.container} with mappings`);
+        i.domain = undefined;
+      }
+      return;
+    }
+    case 'VfioDmaLinked': {
+      const i = iommuOf(m, ev.container);
+      const last = ev.iova + ev.size - 1n;
+      if (i.dmas.iterFirst(ev.iova, last) !== undefined) throw new Type1Error(`vfio_dma [${ev.iova}, ${last}] overlaps another`);
+      if (i.dmaAvail <= 0) throw new Type1Error(`container ${ev.container}: dma_avail is 0`);
+      const { iova, size, vaddr, prot, lockCap, pinned, lockedVm, hasRsvd } = ev;
+      i.dmas.insert(iova, last, { iova, size, vaddr, prot, lockCap, pinned, lockedVm, hasRsvd });
+      i.dmaAvail--;
+      return;
+    }
+    case 'VfioDmaRemoved': {
+      const i = iommuOf(m, ev.container);
+      const n = i.dmas.iterFirst(ev.iova, ev.iova);
+      if (n === undefined || n.start !== ev.iova) throw new Type1Error(`no vfio_dma at ${ev.iova}`);
+      i.dmas.remove(n);
+      i.dmaAvail++;
+      return;
+    }
+  }
+}
+
+export function cloneContainers(m: ReadonlyMap<number, VfioContainer>): Map<number, VfioContainer> {
+  const out = new Map<number, VfioContainer>();
+  for (const [id, c] of m) {
+    const i = c.iommu;
+    let iommu: Type1Iommu | undefined;
+    if (i !== undefined) {
+      const dmas = new IntervalTree<VfioDma>();
+      for (const n of i.dmas.inOrder()) dmas.insert(n.start, n.last, n.value);
+      iommu = { ...i, domainGroups: i.domainGroups.slice(), dmas };
+    }
+    out.set(id, { id, groups: c.groups.slice(), iommu });
+  }
+  return out;
+}

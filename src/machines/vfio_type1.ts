@@ -1,0 +1,220 @@
+/**
+ * The legacy VFIO container fd and the type1 backend's container ioctls (drivers/vfio/container.c
+ * `vfio_fops_unl_ioctl`, `vfio_container_ioctl_check_extension`, `vfio_ioctl_set_iommu`;
+ * drivers/vfio/vfio_iommu_type1.c `vfio_iommu_type1_ioctl`, `vfio_iommu_type1_check_extension`,
+ * `vfio_iommu_type1_get_info`, `vfio_iommu_type1_map_dma` → `vfio_dma_do_map`, `vfio_iommu_type1_unmap_dma` →
+ * `vfio_dma_do_unmap`). Spec: vfio-type1-spec.md §1.2, §2.3–§2.6.
+ *
+ * Theory of operation. Until SET_IOMMU the container has no driver and every command but GET_API_VERSION,
+ * CHECK_EXTENSION and SET_IOMMU is EINVAL (`vfio_fops_unl_ioctl`'s initial `ret = -EINVAL`). SET_IOMMU needs a
+ * group and no driver (EINVAL), a type the type1 driver claims (ENODEV otherwise; a claimed type its `open`
+ * rejects, UNMAP_ALL, is EINVAL), and attaches every group, most recently added first; a failing attach undoes
+ * the whole call. MAP_DMA checks in the kernel's order (flags, size, overflow → EOVERFLOW, prot, alignment to the
+ * smallest IOMMU page, overlap → EEXIST, `dma_avail` → ENOSPC, iova_list → EINVAL) and then pins, maps and charges
+ * all or nothing (hw/type1_pins.ts). UNMAP_DMA follows the v1/v2 rules: v2 refuses to bisect a mapping (EINVAL
+ * before anything is removed), v1 stops its walk at a mapping that starts below the range (success, size 0), and
+ * both remove whole mappings only; the struct is copied back on success only.
+ *
+ * Not modelled: VFIO_IOMMU_DIRTY_PAGES, GET_DIRTY_BITMAP, the VADDR flags (live update), emulated (mdev) groups.
+ */
+import type { DomainEvent } from '../events/domain.js';
+import { COMMAND_BY_NAME } from '../events/uapi.js';
+import { IOMMU_READ, IOMMU_WRITE } from '../hw/io_pagetable.js';
+import { vfio_pin_map_dma, vfio_remove_dma, unpinDraft } from '../hw/type1_pins.js';
+import { dmaLast, dmasIn, vfio_find_dma, type Type1Iommu, type VfioContainer } from '../hw/vfio_dma.js';
+import { U64_MAX } from '../hw/u64.js';
+import { cloneState, evolve } from '../projections/state.js';
+import { fail, respond, succeed, unmodelled, type Kernel, type Step } from './ioctl.js';
+import type { IoctlInput } from './main.js';
+import { type1AttachGroupEvents } from './vfio_type1_group.js';
+
+const V = (name: string): number => COMMAND_BY_NAME.get(name)!.value;
+const GET_API_VERSION = V('VFIO_GET_API_VERSION'), CHECK_EXTENSION = V('VFIO_CHECK_EXTENSION'), SET_IOMMU = V('VFIO_SET_IOMMU');
+const GET_INFO = V('VFIO_IOMMU_GET_INFO'), MAP_DMA = V('VFIO_IOMMU_MAP_DMA'), UNMAP_DMA = V('VFIO_IOMMU_UNMAP_DMA');
+const DIRTY_PAGES = V('VFIO_IOMMU_DIRTY_PAGES');
+
+/** vfio.h extension / IOMMU type numbers. */
+const TYPE1 = 1n, TYPE1v2 = 3n, DMA_CC = 4n, UNMAP_ALL_EXT = 9n, UPDATE_VADDR = 10n;
+const MAP_READ = 1n, MAP_WRITE = 2n, MAP_VADDR = 4n;
+const UNMAP_DIRTY = 1n, UNMAP_ALL = 2n, UNMAP_VADDR = 4n;
+/** `dma_entry_limit`, the module parameter's default (U16_MAX). */
+export const DMA_ENTRY_LIMIT = 65535;
+const INFO_PGSIZES = 1n, INFO_CAPS = 2n, INFO_SIZE = 24;
+/** DIRTY_BITMAP_BYTES(INT_MAX): the migration cap's max_dirty_bitmap_size. */
+const MAX_DIRTY_BITMAP_SIZE = 268435456n;
+
+const hex = (v: bigint): string => `0x${v.toString(16)}`;
+
+/** `1 << __ffs(pgsize_bitmap)`: the alignment every MAP/UNMAP argument needs. */
+export const minPageSize = (i: Type1Iommu): bigint => i.pgsizeBitmap & -i.pgsizeBitmap;
+
+/** `vfio_iommu_type1_check_extension` (with `iommu` undefined before SET_IOMMU); never an errno. */
+function checkExtension(c: VfioContainer, ext: bigint): Step {
+  const fn = 'vfio_iommu_type1.c vfio_iommu_type1_check_extension';
+  if (ext === TYPE1 || ext === TYPE1v2 || ext === UNMAP_ALL_EXT) return succeed(`${fn}: ${ext} is supported`, undefined, [], 1n);
+  if (ext === UPDATE_VADDR || ext === DMA_CC) {
+    const on = c.iommu !== undefined;
+    return succeed(`${fn}: ${ext === DMA_CC ? 'DMA_CC_IOMMU (every domain enforces cache coherency)' : 'UPDATE_VADDR (no emulated group)'} is ${on ? '1 with the type1 IOMMU set' : '0 before SET_IOMMU'}`, undefined, [], on ? 1n : 0n);
+  }
+  return succeed(`container.c vfio_container_ioctl_check_extension: no registered driver claims extension ${ext} (the last answer, 0)`, undefined, [], 0n);
+}
+
+/** `vfio_ioctl_set_iommu`. */
+function setIommu(k: Kernel, c: VfioContainer, arg: bigint): Step {
+  const fn = 'container.c vfio_ioctl_set_iommu';
+  if (c.groups.length === 0) return fail('EINVAL', `${fn}: container ${c.id} has no group`);
+  if (c.iommu !== undefined) return fail('EINVAL', `${fn}: container ${c.id} already has an IOMMU driver`);
+  if (arg !== TYPE1 && arg !== TYPE1v2 && arg !== UNMAP_ALL_EXT) return fail('ENODEV', `${fn}: no registered driver's CHECK_EXTENSION claims type ${arg}`);
+  if (arg === UNMAP_ALL_EXT) return fail('EINVAL', `${fn}: vfio_iommu_type1_open rejects type ${arg} (only TYPE1 and TYPE1v2 open)`);
+  const v2 = arg === TYPE1v2;
+  const events: DomainEvent[] = [{ type: 'Type1IommuOpened', container: c.id, v2, dmaAvail: DMA_ENTRY_LIMIT }];
+  const scratch = cloneState(k.st);
+  for (const e of events) evolve(scratch, e);
+  // __vfio_container_attach_groups: list order, each attach seeing the ones before it.
+  for (const g of c.groups) {
+    const sc = scratch.containers.get(c.id)!;
+    const r = type1AttachGroupEvents({ ...k, st: scratch }, sc, sc.iommu!, g, undefined);
+    if ('errno' in r) return fail(r.errno, `${fn}: attaching group ${g} failed, the driver is released: ${r.why}`);
+    for (const e of r) evolve(scratch, e);
+    events.push(...r);
+  }
+  return succeed(`${fn}: type1 ${v2 ? 'v2' : 'v1'} opened (dma_avail ${DMA_ENTRY_LIMIT}), group(s) ${c.groups.join(', ')} attached`, undefined, events);
+}
+
+/** The GET_INFO capability chain (`vfio_iommu_migration_build_caps`, `vfio_iommu_dma_avail_build_caps`, `vfio_iommu_iova_build_caps`), offsets relative to the struct. */
+function capChain(i: Type1Iommu): Uint8Array {
+  const n = i.iovaList.length;
+  const size = 32 + 16 + (n > 0 ? 16 + 16 * n : 0);
+  const b = new Uint8Array(size);
+  const dv = new DataView(b.buffer);
+  const hdr = (at: number, id: number, next: number): void => { dv.setUint16(at, id, true); dv.setUint16(at + 2, 1, true); dv.setUint32(at + 4, next === 0 ? 0 : INFO_SIZE + next, true); };
+  hdr(0, 2, 32);
+  dv.setBigUint64(16, minPageSize(i), true);
+  dv.setBigUint64(24, MAX_DIRTY_BITMAP_SIZE, true);
+  hdr(32, 3, n > 0 ? 48 : 0);
+  dv.setUint32(40, i.dmaAvail, true);
+  if (n > 0) {
+    hdr(48, 1, 0);
+    dv.setUint32(56, n, true);
+    i.iovaList.forEach((r, j) => { dv.setBigUint64(64 + 16 * j, r.start, true); dv.setBigUint64(72 + 16 * j, r.last, true); });
+  }
+  return b;
+}
+
+/** `vfio_iommu_type1_get_info`: the chain is copied only when all of it fits; min(argsz, 24) header bytes go back. */
+function getInfo(i: Type1Iommu, input: IoctlInput): Step {
+  const fn = 'vfio_iommu_type1.c vfio_iommu_type1_get_info';
+  if (input.k === 'null') return fail('EFAULT', `${fn}: copy_from_user of 16 bytes from a NULL arg`);
+  if (input.k !== 'struct') return unmodelled('VFIO_IOMMU_GET_INFO with a raw pointer argument');
+  const a = input.a;
+  if (a.size < 16) return fail('EINVAL', `${fn}: argsz ${a.size} < 16 (offsetofend iova_pgsizes)`);
+  const chain = capChain(i);
+  const total = INFO_SIZE + chain.length;
+  const base = { flags: INFO_PGSIZES | INFO_CAPS, iova_pgsizes: i.pgsizeBitmap, pad: 0n };
+  if (a.size < total)
+    return succeed(`${fn}: argsz ${a.size} < ${total}: argsz := ${total}, cap_offset 0, the chain is not copied`, respond(a, { ...base, argsz: BigInt(total), cap_offset: 0n }));
+  const tail = new Uint8Array(Math.max(chain.length, Math.min(a.tail?.length ?? 0, a.size - INFO_SIZE)));
+  if (a.tail !== undefined) tail.set(a.tail.subarray(0, tail.length));
+  tail.set(chain);
+  return succeed(`${fn}: MIGRATION, DMA_AVAIL (${i.dmaAvail})${i.iovaList.length ? `, IOVA_RANGE (${i.iovaList.length} range(s))` : ''} copied at offset 24`,
+    { ...respond(a, { ...base, argsz: BigInt(a.size), cap_offset: BigInt(INFO_SIZE) }), tail });
+}
+
+/** `vfio_iommu_type1_map_dma` → `vfio_dma_do_map`. Nothing is copied back. */
+function mapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput): Step {
+  const fn = 'vfio_iommu_type1.c vfio_dma_do_map';
+  if (input.k === 'null') return fail('EFAULT', 'vfio_iommu_type1.c vfio_iommu_type1_map_dma: copy_from_user of 32 bytes from a NULL arg');
+  if (input.k !== 'struct') return unmodelled('VFIO_IOMMU_MAP_DMA with a raw pointer argument');
+  const a = input.a;
+  const flags = a.v['flags'] as bigint | undefined ?? 0n, vaddr = a.v['vaddr'] as bigint | undefined ?? 0n;
+  const iova = a.v['iova'] as bigint | undefined ?? 0n, size = a.v['size'] as bigint | undefined ?? 0n;
+  if (a.size < 32) return fail('EINVAL', `vfio_iommu_type1.c vfio_iommu_type1_map_dma: argsz ${a.size} < 32`);
+  if ((flags & ~(MAP_READ | MAP_WRITE | MAP_VADDR)) !== 0n) return fail('EINVAL', `vfio_iommu_type1.c vfio_iommu_type1_map_dma: unknown flags ${hex(flags)}`);
+  if (size === 0n) return fail('EINVAL', `${fn}: size 0`);
+  if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX) return fail('EOVERFLOW', `${fn}: iova or vaddr + size - 1 overflows (check_add_overflow)`);
+  const prot = ((flags & MAP_READ) !== 0n ? IOMMU_READ : 0) | ((flags & MAP_WRITE) !== 0n ? IOMMU_WRITE : 0);
+  const vflag = (flags & MAP_VADDR) !== 0n;
+  if ((prot !== 0 && vflag) || (prot === 0 && !vflag)) return fail('EINVAL', `${fn}: ${vflag ? 'VADDR with READ/WRITE' : 'neither READ nor WRITE nor VADDR'}`);
+  const pg = minPageSize(i);
+  if (((size | iova | vaddr) & (pg - 1n)) !== 0n) return fail('EINVAL', `${fn}: size ${hex(size)}, iova ${hex(iova)} or vaddr ${hex(vaddr)} is not aligned to the minimum IOMMU page ${hex(pg)}`);
+  const last = iova + size - 1n;
+  if (vflag) return unmodelled('VFIO_IOMMU_MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR (live update)');
+  const hit = vfio_find_dma(i, iova, last);
+  if (hit !== undefined) return fail('EEXIST', `${fn}: [${hex(iova)}, ${hex(last)}] overlaps the vfio_dma [${hex(hit.iova)}, ${hex(dmaLast(hit))}]`);
+  if (i.dmaAvail === 0) return fail('ENOSPC', `${fn}: dma_avail is 0 (${DMA_ENTRY_LIMIT - i.dmaAvail} vfio_dma entries = dma_entry_limit ${DMA_ENTRY_LIMIT})`);
+  if (i.iovaList.length > 0 && !i.iovaList.some((r) => r.start <= iova && last <= r.last))
+    return fail('EINVAL', `${fn}: vfio_iommu_iova_dma_valid: [${hex(iova)}, ${hex(last)}] is not inside one valid IOVA range (${i.iovaList.map((r) => `[${hex(r.start)}, ${hex(r.last)}]`).join(', ')})`);
+  if (i.domain === undefined) return unmodelled('MAP_DMA on a container without a hardware domain (emulated groups only)');
+  const lockCap = k.header.limits.cap_ipc_lock;
+  const r = vfio_pin_map_dma(k.st, k.header, i.domain, iova, vaddr, size, prot, lockCap);
+  if ('errno' in r) return fail(r.errno, r.why);
+  return succeed(`${fn}: [${hex(iova)}, ${hex(last)}] mapped; ${r.why}; dma_avail ${i.dmaAvail - 1}`, undefined, [
+    ...r.events,
+    { type: 'VfioDmaLinked', container: c.id, iova, size, vaddr, prot, lockCap, pinned: r.pinned, lockedVm: r.lockedVm, hasRsvd: r.hasRsvd },
+  ]);
+}
+
+/** `vfio_iommu_type1_unmap_dma` → `vfio_dma_do_unmap`. */
+function unmapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput): Step {
+  const wfn = 'vfio_iommu_type1.c vfio_iommu_type1_unmap_dma', fn = 'vfio_iommu_type1.c vfio_dma_do_unmap';
+  if (input.k === 'null') return fail('EFAULT', `${wfn}: copy_from_user of 24 bytes from a NULL arg`);
+  if (input.k !== 'struct') return unmodelled('VFIO_IOMMU_UNMAP_DMA with a raw pointer argument');
+  const a = input.a;
+  const flags = a.v['flags'] as bigint | undefined ?? 0n, iova = a.v['iova'] as bigint | undefined ?? 0n, size = a.v['size'] as bigint | undefined ?? 0n;
+  if (a.size < 24 || (flags & ~(UNMAP_DIRTY | UNMAP_ALL | UNMAP_VADDR)) !== 0n) return fail('EINVAL', `${wfn}: argsz ${a.size} < 24 or unknown flags ${hex(flags)}`);
+  if ((flags & UNMAP_DIRTY) !== 0n) {
+    if ((flags & (UNMAP_ALL | UNMAP_VADDR)) !== 0n) return fail('EINVAL', `${wfn}: GET_DIRTY_BITMAP together with ALL or VADDR`);
+    return unmodelled('VFIO_IOMMU_UNMAP_DMA with VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP');
+  }
+  if ((flags & UNMAP_VADDR) !== 0n) return unmodelled('VFIO_IOMMU_UNMAP_DMA with VFIO_DMA_UNMAP_FLAG_VADDR (live update)');
+  const pg = minPageSize(i);
+  if ((iova & (pg - 1n)) !== 0n) return fail('EINVAL', `${fn}: iova ${hex(iova)} is not aligned to ${hex(pg)}`);
+  const all = (flags & UNMAP_ALL) !== 0n;
+  let end: bigint;
+  if (all) {
+    if (iova !== 0n || size !== 0n) return fail('EINVAL', `${fn}: UNMAP_ALL with iova ${hex(iova)} or size ${hex(size)} not 0`);
+    end = U64_MAX;
+  } else {
+    if (size === 0n || (size & (pg - 1n)) !== 0n) return fail('EINVAL', `${fn}: size ${hex(size)} is 0 or not aligned to ${hex(pg)}`);
+    if (iova + size - 1n > U64_MAX) return fail('EOVERFLOW', `${fn}: iova + size - 1 overflows (check_add_overflow)`);
+    end = iova + size - 1n;
+  }
+  if (i.v2 && !all) {
+    const lo = vfio_find_dma(i, iova, iova);
+    if (lo !== undefined && lo.iova !== iova)
+      return fail('EINVAL', `${fn}: v2 may not bisect a mapping: the vfio_dma [${hex(lo.iova)}, ${hex(dmaLast(lo))}] contains iova ${hex(iova)} but starts below it; nothing removed, nothing copied back`);
+    const hi = vfio_find_dma(i, end, end);
+    if (hi !== undefined && dmaLast(hi) !== end)
+      return fail('EINVAL', `${fn}: v2 may not bisect a mapping: the vfio_dma [${hex(hi.iova)}, ${hex(dmaLast(hi))}] contains the range end ${hex(end)} but ends past it; nothing removed, nothing copied back`);
+  }
+  const events: DomainEvent[] = [];
+  const draft = unpinDraft(k.st);
+  let removed = 0n, count = 0;
+  let stop = '';
+  for (const d of dmasIn(i, iova, end)) {
+    if (!i.v2 && d.iova < iova) {
+      stop = `; v1: the walk stops at the vfio_dma [${hex(d.iova)}, ${hex(dmaLast(d))}], which starts below iova ${hex(iova)}`;
+      break;
+    }
+    events.push(...vfio_remove_dma(k.st, c.id, i.domain, d, draft));
+    removed += d.size;
+    count++;
+  }
+  return succeed(`${fn}: ${count} vfio_dma removed whole, ${hex(removed)} bytes${stop}`, respond(a, { size: removed }), events);
+}
+
+/** `vfio_fops_unl_ioctl` on container `id`. */
+export function vfio_container_ioctl(k: Kernel, id: number, cmd: number, input: IoctlInput): Step {
+  const c = k.st.containers.get(id)!;
+  const int = input.k === 'int' ? input.v : 0n;
+  if (cmd === GET_API_VERSION) return succeed('container.c vfio_fops_unl_ioctl: VFIO_API_VERSION is 0', undefined, [], 0n);
+  if (cmd === CHECK_EXTENSION) return checkExtension(c, int);
+  if (cmd === SET_IOMMU) return setIommu(k, c, int);
+  const i = c.iommu;
+  if (i === undefined) return fail('EINVAL', `container.c vfio_fops_unl_ioctl: container ${id} has no IOMMU driver (no SET_IOMMU, or its last group left): every other command is EINVAL`);
+  if (cmd === GET_INFO) return getInfo(i, input);
+  if (cmd === MAP_DMA) return mapDma(k, c, i, input);
+  if (cmd === UNMAP_DMA) return unmapDma(k, c, i, input);
+  if (cmd === DIRTY_PAGES) return i.v2 ? unmodelled('VFIO_IOMMU_DIRTY_PAGES') : fail('EACCES', 'vfio_iommu_type1.c vfio_iommu_type1_dirty_pages: the container is type1 v1');
+  return fail('ENOTTY', `vfio_iommu_type1.c vfio_iommu_type1_ioctl: 0x${cmd.toString(16)} is not a type1 command`);
+}
