@@ -21,7 +21,9 @@ export const REPLAY_USAGE = `usage: iotrail replay FILE|DIR... [--json] [--stop]
   --explain    also print, for every call that failed, the check that decided it
   --explain-all        the same for every call
   --log PATH   write the model's event log (JSONL); with several traces PATH is a directory
-  --workers N  replay up to N traces at once (default: the number of cores, for more than one trace)`;
+  --workers N  replay up to N traces at once (default: the number of cores, for more than one trace)
+  --vfio-container type1|iommufd  serve /dev/vfio/vfio by the legacy type1 driver or by iommufd's emulation,
+               whatever the trace header says (to see where the two backends answer differently)`;
 
 function collect(paths: readonly string[]): { files: string[]; missing: string[] } {
   const files: string[] = [];
@@ -71,7 +73,7 @@ function printReport(r: TraceReport, out: (s: string) => void, max: number): voi
 const exitCodeOf = (r: TraceReport): number => (r.ioError !== undefined || r.errors.length || r.internal.length ? 2 : r.passed ? 0 : 1);
 
 async function runPool(files: readonly string[], workers: number, logFor: (f: string) => string | undefined, stop: boolean, explain: 'none' | 'errors' | 'all',
-  onDone: (i: number, r: TraceReport) => void): Promise<void> {
+  vfioContainer: 'iommufd' | 'type1' | undefined, onDone: (i: number, r: TraceReport) => void): Promise<void> {
   const url = new URL('./replay_worker.js', import.meta.url);
   let next = 0;
   const pool = Array.from({ length: workers }, () => new Worker(url));
@@ -83,7 +85,7 @@ async function runPool(files: readonly string[], workers: number, logFor: (f: st
           return;
         }
         const index = next++;
-        w.postMessage({ index, file: files[index], log: logFor(files[index]!), stop, explain });
+        w.postMessage({ index, file: files[index], log: logFor(files[index]!), stop, explain, vfioContainer });
       };
       w.on('message', (m: { index: number; report: TraceReport }) => {
         onDone(m.index, m.report);
@@ -102,7 +104,7 @@ export async function replayMain(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({
       args: argv, allowPositionals: true,
-      options: { json: { type: 'boolean' }, stop: { type: 'boolean' }, log: { type: 'string' }, workers: { type: 'string' }, 'max-divergences': { type: 'string' }, explain: { type: 'boolean' }, 'explain-all': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { json: { type: 'boolean' }, stop: { type: 'boolean' }, log: { type: 'string' }, workers: { type: 'string' }, 'max-divergences': { type: 'string' }, explain: { type: 'boolean' }, 'explain-all': { type: 'boolean' }, 'vfio-container': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
     process.stderr.write(`iotrail replay: ${(e as Error).message}\n${REPLAY_USAGE}\n`);
@@ -129,6 +131,12 @@ export async function replayMain(argv: string[]): Promise<number> {
     workers = Math.min(Number(o.workers), Math.max(files.length, 1));
   }
   const explain = o['explain-all'] ? 'all' : o.explain ? 'errors' : 'none';
+  const vc = o['vfio-container'];
+  if (vc !== undefined && vc !== 'type1' && vc !== 'iommufd') {
+    process.stderr.write(`iotrail replay: --vfio-container takes type1 or iommufd, got ${JSON.stringify(vc)}\n`);
+    return 2;
+  }
+  const vfioContainer: 'type1' | 'iommufd' | undefined = vc;
   let maxDiv = 20;
   if (o['max-divergences'] !== undefined) {
     if (!/^[0-9]+$/.test(o['max-divergences'])) {
@@ -174,14 +182,14 @@ export async function replayMain(argv: string[]): Promise<number> {
     for (let i = 0; i < files.length && !stopAll; i++) {
       const f = files[i]!;
       const r = await replayFile(f, {
-        log: logFor(f), stop: o.stop, explain,
+        log: logFor(f), stop: o.stop, explain, vfioContainer,
         onProgress: (b, t) => progress.update(`${basename(f)} (${i + 1}/${files.length})`, b, t),
       });
       onDone(i, r);
       if (o.stop && !r.passed) stopAll = true;
     }
   } else {
-    await runPool(files, workers, logFor, o.stop === true, explain, onDone);
+    await runPool(files, workers, logFor, o.stop === true, explain, vfioContainer, onDone);
   }
   progress.clear();
   const got = reports.filter((r): r is TraceReport => r !== undefined);

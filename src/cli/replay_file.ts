@@ -28,6 +28,8 @@ export interface ReplayFileOptions {
   readonly log?: string | undefined;
   readonly stop?: boolean | undefined;
   readonly explain?: 'none' | 'errors' | 'all' | undefined;
+  /** Overrides the header's `vfio_container`. */
+  readonly vfioContainer?: 'iommufd' | 'type1' | undefined;
   /** Called with the byte count read so far, for progress bars. */
   readonly onProgress?: ((bytes: number, total: number) => void) | undefined;
 }
@@ -46,6 +48,7 @@ export async function replayFile(file: string, opts: ReplayFileOptions = {}): Pr
     opts.stop ? () => { stopped = true; } : undefined,
   );
   r.explain = opts.explain ?? 'none';
+  r.vfioContainer = opts.vfioContainer;
   let lineNo = 0;
   let bytes = 0;
   try {

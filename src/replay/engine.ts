@@ -70,6 +70,8 @@ export class Replayer implements Kernel {
   /** With `explain`, every call whose outcome was an error, and why the model agrees (`--explain`). */
   readonly explanations: Explanation[] = [];
   explain: 'none' | 'errors' | 'all' = 'none';
+  /** `--vfio-container`: serve /dev/vfio/vfio by this backend whatever the header says. */
+  vfioContainer: 'iommufd' | 'type1' | undefined = undefined;
 
   constructor(private readonly sink: LogSink | undefined = undefined, private readonly onDivergence?: (d: Divergence) => void) {}
 
@@ -100,7 +102,7 @@ export class Replayer implements Kernel {
         this.errors.push({ line: lineNo, path: h.problem.path, message: h.problem.message });
         return;
       }
-      this.header = h.value;
+      this.header = this.vfioContainer === undefined ? h.value : { ...h.value, vfio_container: this.vfioContainer };
       this.emit([{ type: 'TraceStarted', pageSize: h.value.page_size, memory: h.value.memory }], lineNo, 0);
       // VMAs that existed before the first event (header `vmas`).
       this.emit(h.value.vmas.map((v) => ({
