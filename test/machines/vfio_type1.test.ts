@@ -1,0 +1,237 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import type { DomainEvent } from '../../src/events/domain.js';
+import { DMA_ENTRY_LIMIT } from '../../src/machines/vfio_type1.js';
+import { Replayer } from '../../src/replay/engine.js';
+import type { State } from '../../src/projections/state.js';
+
+const SEED = Number(process.env['FC_SEED'] ?? 0x7e1);
+console.info(`vfio_type1.test.ts: fast-check seed ${SEED}`);
+
+const IOMMU = (aperture = '0x7fffffffff') => ({
+  pgsize_bitmap: '0x40201000', aperture: { start: 0, last: aperture },
+  reserved: [{ start: '0xfee00000', last: '0xfeefffff', type: 'msi' }], dirty_tracking: false, max_pasids: 0,
+});
+const DEV0 = { path: '/dev/vfio/devices/vfio0', name: '0000:01:00.0', group: 15, iommu: IOMMU(), bars: [{ index: 0, size: '0x100000' }, { index: 2, size: '0x800' }] };
+const DEV1 = { path: '/dev/vfio/devices/vfio1', name: '0000:02:00.0', group: 16, iommu: IOMMU(), bars: [{ index: 0, size: '0x100000' }] };
+
+function header(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { iotrail: 1, vfio_container: 'type1', limits: { memlock: 'unlimited', cap_ipc_lock: false }, devices: [DEV0, DEV1], ...extra };
+}
+
+interface Played {
+  readonly r: Replayer;
+  readonly st: State;
+  /** Per trace line (after the header), the model's outcome: 'ok' or the errno. */
+  readonly outcomes: string[];
+  readonly events: DomainEvent[];
+}
+
+function play(h: Record<string, unknown>, lines: readonly object[]): Played {
+  const events: DomainEvent[] = [];
+  const r = new Replayer((e) => events.push(e.ev));
+  r.feedLine(JSON.stringify(h), 1);
+  lines.forEach((l, i) => r.feedLine(JSON.stringify(l), i + 2));
+  expect(r.errors).toEqual([]);
+  expect(r.internal).toEqual([]);
+  const outcomes = events.flatMap((e) => (e.type === 'CallCompleted' ? [e.errno ?? (e.why.startsWith('not modelled') ? `unmodelled: ${e.why}` : 'ok')] : []));
+  return { r, st: r.st, outcomes, events };
+}
+
+const RW = ['VFIO_DMA_MAP_FLAG_READ', 'VFIO_DMA_MAP_FLAG_WRITE'];
+const RAM = 0x7f0000000000n;
+const hex = (v: bigint): string => `0x${v.toString(16)}`;
+const ram = (len: bigint, shared = false): object =>
+  ({ op: 'mmap', addr: hex(RAM), length: hex(len), prot: ['PROT_READ', 'PROT_WRITE'], flags: [shared ? 'MAP_SHARED' : 'MAP_PRIVATE', 'MAP_ANONYMOUS', 'MAP_FIXED'] });
+const openContainer = (): object[] => [
+  { op: 'open', path: '/dev/vfio/vfio', ret: '$c' },
+  { op: 'open', path: '/dev/vfio/15', ret: '$g' },
+  { op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_SET_CONTAINER', arg: '$c' },
+];
+const setIommu = (type = 3): object => ({ op: 'ioctl', fd: '$c', cmd: 'VFIO_SET_IOMMU', arg: type });
+const map = (iova: bigint, size: bigint, vaddr = RAM + iova, flags: unknown = RW): object =>
+  ({ op: 'ioctl', fd: '$c', cmd: 'VFIO_IOMMU_MAP_DMA', arg: { flags, vaddr: hex(vaddr), iova: hex(iova), size: hex(size) } });
+const unmap = (iova: bigint, size: bigint, flags: unknown = 0): object =>
+  ({ op: 'ioctl', fd: '$c', cmd: 'VFIO_IOMMU_UNMAP_DMA', arg: { flags, iova: hex(iova), size: hex(size) } });
+const dmaCount = (st: State): number => [...st.containers.values()].reduce((a, c) => a + (c.iommu?.dmas.size ?? 0), 0);
+const MB = 0x100000n;
+
+describe('the legacy container before SET_IOMMU', () => {
+  it('answers EINVAL to MAP_DMA, UNMAP_DMA and GET_INFO, and CHECK_EXTENSION(UPDATE_VADDR) is 0', () => {
+    const p = play(header(), [ram(MB), ...openContainer(), map(0n, 0x1000n), unmap(0n, 0x1000n),
+      { op: 'ioctl', fd: '$c', cmd: 'VFIO_IOMMU_GET_INFO', arg: {} }, { op: 'ioctl', fd: '$c', cmd: 'VFIO_CHECK_EXTENSION', arg: 10 }]);
+    expect(p.outcomes).toEqual(['ok', 'ok', 'ok', 'ok', 'EINVAL', 'EINVAL', 'EINVAL', 'ok']);
+  });
+
+  it('refuses SET_IOMMU without a group (EINVAL), an unknown type (ENODEV), UNMAP_ALL as a type (EINVAL) and a second SET_IOMMU (EINVAL)', () => {
+    const p = play(header(), [{ op: 'open', path: '/dev/vfio/vfio', ret: '$c' }, setIommu(3), { op: 'open', path: '/dev/vfio/15', ret: '$g' },
+      { op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_SET_CONTAINER', arg: '$c' }, setIommu(6), setIommu(9), setIommu(1), setIommu(3)]);
+    expect(p.outcomes).toEqual(['ok', 'EINVAL', 'ok', 'ok', 'ENODEV', 'EINVAL', 'ok', 'EINVAL']);
+  });
+
+  it('refuses a device fd before SET_IOMMU and a group without MSI isolation at SET_IOMMU (EPERM)', () => {
+    const unsafe = { ...DEV0, iommu: { ...IOMMU(), msi_isolated: false } };
+    const p = play(header({ devices: [unsafe] }), [...openContainer(), { op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_GET_DEVICE_FD', arg: '0000:01:00.0' }, setIommu(1)]);
+    expect(p.outcomes).toEqual(['ok', 'ok', 'ok', 'EINVAL', 'EPERM']);
+    expect(p.st.containers.get(1)!.iommu).toBeUndefined();
+  });
+});
+
+describe('VFIO_IOMMU_MAP_DMA on type1', () => {
+  it('checks in the kernel order: size 0, overflow (EOVERFLOW), no prot, misalignment, overlap (EEXIST), reserved MSI window (EINVAL)', () => {
+    const p = play(header(), [ram(4n * MB), ...openContainer(), setIommu(), map(0n, 0n), map(0xfffffffffffff000n, 0x2000n, RAM),
+      map(0n, 0x1000n, RAM, 0), map(0x800n, 0x1000n), map(0n, 0x2000n), map(0x1000n, 0x1000n), map(0xfee00000n, 0x1000n, RAM)]);
+    expect(p.outcomes.slice(5)).toEqual(['EINVAL', 'EOVERFLOW', 'EINVAL', 'EINVAL', 'ok', 'EEXIST', 'EINVAL']);
+  });
+
+  it('pins and charges every page to locked_vm, and UNMAP gives back exactly that', () => {
+    const p = play(header(), [ram(4n * MB), ...openContainer(), setIommu(), map(0n, 2n * MB), map(2n * MB, MB)]);
+    expect(p.st.accounting.mmLockedVm).toBe(768);
+    expect(p.r.divergences).toEqual([]);
+    const q = play(header(), [ram(4n * MB), ...openContainer(), setIommu(), map(0n, 2n * MB), map(2n * MB, MB), unmap(0n, 2n * MB)]);
+    expect(q.st.accounting.mmLockedVm).toBe(256);
+  });
+
+  it('answers ENOMEM past RLIMIT_MEMLOCK without CAP_IPC_LOCK and maps nothing, but CAP_IPC_LOCK bypasses the limit', () => {
+    const lim = { memlock: 0x100000, cap_ipc_lock: false };
+    const p = play(header({ limits: lim }), [ram(4n * MB), ...openContainer(), setIommu(), map(0n, MB), map(MB, 0x1000n)]);
+    expect(p.outcomes.slice(5)).toEqual(['ok', 'ENOMEM']);
+    expect([p.st.accounting.mmLockedVm, dmaCount(p.st)]).toEqual([256, 1]);
+    const q = play(header({ limits: { ...lim, cap_ipc_lock: true } }), [ram(4n * MB), ...openContainer(), setIommu(), map(0n, MB), map(MB, 0x1000n)]);
+    expect(q.outcomes.slice(5)).toEqual(['ok', 'ok']);
+    expect(q.st.accounting.mmLockedVm).toBe(257);
+  });
+
+  it('answers EFAULT for a VA with no VMA and leaves nothing pinned or charged', () => {
+    const p = play(header(), [...openContainer(), setIommu(), map(0n, 0x1000n)]);
+    expect(p.outcomes.slice(4)).toEqual(['EFAULT']);
+    expect([p.st.accounting.mmLockedVm, dmaCount(p.st), p.st.mm.pins.isEmpty]).toEqual([0, 0, true]);
+  });
+});
+
+describe('VFIO_IOMMU_UNMAP_DMA on type1', () => {
+  const three = (v: number): object[] => [ram(16n * MB), ...openContainer(), setIommu(v), map(0n, 4n * MB), map(4n * MB, 4n * MB), map(10n * MB, 2n * MB)];
+  it('v2 refuses to bisect a mapping and copies nothing back', () => {
+    const p = play(header(), [...three(3), { ...unmap(2n * MB, 2n * MB) as Record<string, unknown>, errno: 'EINVAL' }]);
+    expect(p.r.divergences).toEqual([]);
+    expect(dmaCount(p.st)).toBe(3);
+  });
+  it('v1 stops at a mapping starting below the range (size 0) and removes whole mappings that start inside it', () => {
+    const p = play(header(), [...three(1),
+      { ...unmap(2n * MB, 8n * MB) as Record<string, unknown>, ret: 0, out: { size: 0 } },
+      { ...unmap(0n, 2n * MB) as Record<string, unknown>, ret: 0, out: { size: hex(4n * MB) } }]);
+    expect(p.r.divergences).toEqual([]);
+    expect(dmaCount(p.st)).toBe(2);
+  });
+  it('UNMAP_ALL removes everything and needs iova and size 0', () => {
+    const p = play(header(), [...three(3), unmap(0x1000n, 0n, ['VFIO_DMA_UNMAP_FLAG_ALL']),
+      { ...unmap(0n, 0n, ['VFIO_DMA_UNMAP_FLAG_ALL']) as Record<string, unknown>, ret: 0, out: { size: hex(10n * MB) } }]);
+    expect(p.outcomes.slice(-2)).toEqual(['EINVAL', 'ok']);
+    expect(p.r.divergences).toEqual([]);
+    expect([dmaCount(p.st), p.st.accounting.mmLockedVm, p.st.mm.pins.isEmpty]).toEqual([0, 0, true]);
+  });
+});
+
+describe('groups leaving a type1 container', () => {
+  it('the last group takes every mapping, pin and charge with it, and the container has no driver again', () => {
+    const p = play(header(), [ram(4n * MB), ...openContainer(), setIommu(), map(0n, 2n * MB),
+      { op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_UNSET_CONTAINER' }, map(0n, 2n * MB)]);
+    expect(p.outcomes.slice(-2)).toEqual(['ok', 'EINVAL']);
+    expect([p.st.accounting.mmLockedVm, p.st.mm.pins.isEmpty, p.st.containers.get(1)!.iommu, p.st.domains.size]).toEqual([0, true, undefined, 0]);
+  });
+  it('closing the container fd keeps the mappings while a group holds the container', () => {
+    const p = play(header(), [ram(4n * MB), ...openContainer(), setIommu(), map(0n, 2n * MB), { op: 'close', fd: '$c' }]);
+    expect([dmaCount(p.st), p.st.accounting.mmLockedVm]).toEqual([1, 512]);
+  });
+  it('refuses UNSET_CONTAINER while a device fd of the group is open (EBUSY)', () => {
+    const p = play(header(), [...openContainer(), setIommu(), { op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_GET_DEVICE_FD', arg: '0000:01:00.0', ret: '$d' },
+      { op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_UNSET_CONTAINER' }]);
+    expect(p.outcomes.slice(-2)).toEqual(['ok', 'EBUSY']);
+  });
+});
+
+describe('BAR mmaps and peer-to-peer mappings', () => {
+  const bar = (fd: string, index: number, len: bigint, prot = ['PROT_READ', 'PROT_WRITE'], flags = ['MAP_SHARED']): object =>
+    ({ op: 'mmap', addr: '0x7e0000000000', length: hex(len), prot, flags: [...flags, 'MAP_FIXED'], fd, offset: hex(BigInt(index) << 40n) });
+  const withDevice = (): object[] => [...openContainer(), setIommu(), { op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_GET_DEVICE_FD', arg: '0000:01:00.0', ret: '$d' }];
+  it('refuses a private mapping, a config-space region, a sub-page BAR and a range past the BAR with EINVAL', () => {
+    const p = play(header(), [...withDevice(), bar('$d', 0, MB, undefined, ['MAP_PRIVATE']), bar('$d', 7, 0x1000n), bar('$d', 2, 0x1000n), bar('$d', 0, 2n * MB), bar('$d', 0, MB)]);
+    expect(p.outcomes.slice(-5)).toEqual(['EINVAL', 'EINVAL', 'EINVAL', 'EINVAL', 'ok']);
+  });
+  it('maps a BAR VA into the container without a pin or a charge, and a device DMA reaches the BAR', () => {
+    const p = play(header(), [...withDevice(), bar('$d', 0, MB), { ...map(0x100000000n, MB, 0x7e0000000000n) as Record<string, unknown>, ret: 0 },
+      { op: 'dma', dev: '/dev/vfio/devices/vfio0', iova: '0x100000000', length: 8, write: false, ret: 0 }]);
+    expect(p.r.divergences).toEqual([]);
+    expect([p.st.accounting.mmLockedVm, p.st.mm.pins.isEmpty, dmaCount(p.st)]).toEqual([0, true, 1]);
+  });
+  it('answers EFAULT for an IOMMU write through a read-only BAR mapping', () => {
+    const p = play(header(), [...withDevice(), bar('$d', 0, MB, ['PROT_READ']), map(0x100000000n, MB, 0x7e0000000000n)]);
+    expect(p.outcomes.at(-1)).toBe('EFAULT');
+  });
+  it('under iommufd, IOAS_MAP of a BAR VA fails with EFAULT (GUP refuses VM_PFNMAP)', () => {
+    const p = play(header({ vfio_container: 'iommufd' }), [...withDevice(), bar('$d', 0, MB), map(0x100000000n, MB, 0x7e0000000000n)]);
+    expect(p.outcomes.at(-2)).toBe('ok');
+    expect(p.outcomes.at(-1)).toBe('EFAULT');
+  });
+});
+
+type Op =
+  | { op: 'map'; slot: number; pages: number; write: boolean; shared: boolean }
+  | { op: 'unmap'; slot: number; pages: number; all: boolean }
+  | { op: 'touch'; slot: number }
+  | { op: 'detach' }
+  | { op: 'reattach' };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ op: fc.constant('map' as const), slot: fc.integer({ min: 0, max: 15 }), pages: fc.integer({ min: 1, max: 4 }), write: fc.boolean(), shared: fc.boolean() }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('unmap' as const), slot: fc.integer({ min: 0, max: 15 }), pages: fc.integer({ min: 1, max: 6 }), all: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('touch' as const), slot: fc.integer({ min: 0, max: 15 }) }) },
+  { weight: 1, arbitrary: fc.constant({ op: 'detach' as const }) },
+  { weight: 1, arbitrary: fc.constant({ op: 'reattach' as const }) },
+);
+
+/** Every domain mapping points at frames someone pins (or at a BAR), and the pins are exactly the dmas' pins. */
+function checkBalance(st: State, limit: number): void {
+  let charged = 0, pinned = 0, count = 0;
+  for (const c of st.containers.values()) {
+    const i = c.iommu;
+    if (i === undefined) continue;
+    expect(i.dmas.size).toBeLessThanOrEqual(limit);
+    expect(i.dmaAvail + i.dmas.size).toBe(limit);
+    for (const n of i.dmas.inOrder()) {
+      charged += n.value.lockedVm;
+      pinned += n.value.pinned.reduce((a, r) => a + r.npages, 0);
+      count++;
+    }
+  }
+  expect(st.accounting.mmLockedVm).toBe(charged);
+  let pins = 0;
+  for (const r of st.mm.pins.runs()) pins += (r.last - r.start + 1) * r.count;
+  expect(pins).toBe(pinned);
+  for (const d of st.domains.values()) for (const n of d.map.inOrder()) {
+    const f0 = Number(n.value / 4096n), f1 = f0 + Number((n.last - n.start) / 4096n);
+    for (let f = f0; f <= f1; f++) expect(st.mm.pins.get(f), `frame ${f} mapped by domain ${d.id} but not pinned`).toBeGreaterThan(0);
+  }
+  if (count === 0) expect(st.accounting.mmLockedVm).toBe(0);
+}
+
+describe('type1 pinning and accounting under any sequence of map, unmap, CPU stores, group detach and re-attach', () => {
+  it('keeps locked_vm equal to what the live dmas charged, pins equal to their pins, never exceeds dma_entry_limit, and never maps an unpinned page', () => {
+    fc.assert(fc.property(fc.array(opArb, { maxLength: 25 }), fc.boolean(), (ops, v2) => {
+      const lines: object[] = [ram(64n * 4096n), { ...ram(64n * 4096n, true), addr: hex(RAM + 0x100000n) }, ...openContainer(), setIommu(v2 ? 3 : 1)];
+      for (const o of ops) {
+        const iova = BigInt(o.op === 'map' || o.op === 'unmap' || o.op === 'touch' ? o.slot : 0) * 0x4000n;
+        if (o.op === 'map') lines.push(map(iova, BigInt(o.pages) * 4096n, RAM + (o.shared ? 0x100000n : 0n) + iova, o.write ? RW : ['VFIO_DMA_MAP_FLAG_READ']));
+        else if (o.op === 'unmap') lines.push(o.all ? unmap(0n, 0n, ['VFIO_DMA_UNMAP_FLAG_ALL']) : unmap(iova, BigInt(o.pages) * 4096n));
+        else if (o.op === 'touch') lines.push({ op: 'mem_write', addr: hex(RAM + iova), data: 'ff' });
+        else if (o.op === 'detach') lines.push({ op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_UNSET_CONTAINER' });
+        else lines.push({ op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_SET_CONTAINER', arg: '$c' }, setIommu(v2 ? 3 : 1));
+      }
+      const p = play(header(), lines);
+      checkBalance(p.st, DMA_ENTRY_LIMIT);
+      // The last group leaving leaves nothing charged or pinned.
+      const q = play(header(), [...lines, { op: 'close', fd: '$g' }]);
+      expect([q.st.accounting.mmLockedVm, q.st.mm.pins.isEmpty, q.st.domains.size]).toEqual([0, true, 0]);
+    }), { seed: SEED, numRuns: 150 });
+  });
+});
