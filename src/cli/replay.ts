@@ -60,9 +60,11 @@ function printReport(r: TraceReport, out: (s: string) => void, max: number): voi
   if (r.divergences.length) parts.push(`${r.divergences.length} divergence${r.divergences.length === 1 ? '' : 's'}`);
   if (r.errors.length) parts.push(`${r.errors.length} trace error${r.errors.length === 1 ? '' : 's'}`);
   if (r.internal.length) parts.push(`${r.internal.length} internal error${r.internal.length === 1 ? '' : 's'}`);
+  if (r.warnings.length) parts.push(`${r.warnings.length} warning${r.warnings.length === 1 ? '' : 's'}`);
   out(`${verdict} ${r.file} (${parts.join(', ')})`);
   for (const e of r.errors) out(`  ${formatTraceError(e)}`);
   for (const e of r.internal) out(`  ${formatTraceError(e)}`);
+  for (const w of r.warnings) out(`  line ${w.line}: warning ${w.kind}: ${w.message}`);
   const shown = max > 0 ? r.divergences.slice(0, max) : r.divergences;
   for (const d of shown)
     out(`  line ${d.line}: ${d.field}: observed ${d.observed}, predicted ${d.predicted}\n    why: ${d.why}`);

@@ -5,7 +5,7 @@
 import { statSync } from 'node:fs';
 import { encodeEntry } from '../events/log.js';
 import { readLineBatches } from '../events/reader.js';
-import { type Divergence, type Explanation, Replayer } from '../replay/engine.js';
+import { type Divergence, type Explanation, Replayer, type Warning } from '../replay/engine.js';
 import type { TraceError } from '../events/trace.js';
 import { AtomicWriter } from './atomic.js';
 
@@ -17,6 +17,8 @@ export interface TraceReport {
   readonly divergences: readonly Divergence[];
   readonly errors: readonly TraceError[];
   readonly internal: readonly TraceError[];
+  /** StaleDeviceMapping hazards: what the kernel does, so never a divergence. */
+  readonly warnings: readonly Warning[];
   readonly source: string | undefined;
   /** With --explain: the model's reason for each failing (or every) call. */
   readonly explanations: readonly Explanation[];
@@ -69,11 +71,11 @@ export async function replayFile(file: string, opts: ReplayFileOptions = {}): Pr
   const s = r.summary();
   return {
     file, passed: s.divergences.length === 0 && s.errors.length === 0 && s.internal.length === 0,
-    lines: s.lines, events: s.events, divergences: s.divergences, errors: s.errors, internal: s.internal,
+    lines: s.lines, events: s.events, divergences: s.divergences, errors: s.errors, internal: s.internal, warnings: s.warnings,
     source: r.header.source, ioError: undefined, explanations: r.explanations,
   };
 }
 
 const failed = (file: string, ioError: string): TraceReport => ({
-  file, passed: false, lines: 0, events: 0, divergences: [], errors: [], internal: [], source: undefined, ioError, explanations: [],
+  file, passed: false, lines: 0, events: 0, divergences: [], errors: [], internal: [], warnings: [], source: undefined, ioError, explanations: [],
 });

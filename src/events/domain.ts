@@ -192,6 +192,12 @@ export type DomainEvent =
   | { readonly type: 'VfioDmaRemoved'; readonly container: number; readonly iova: bigint }
   /** `vfio_lock_acct` → `__account_locked_vm`: `npages` (signed) added to the mapper's `mm->locked_vm`. */
   | { readonly type: 'LockedVmAccounted'; readonly npages: number }
+  /**
+   * A device can still DMA to memory its owner disabled (CVE-2020-12888's hazard): a type1 mapping of `exporter`'s
+   * BAR survives its reset or disable in [iova, last] of `container` (vfio-type1-spec.md §4.2). Changes no state;
+   * replay reports it as a warning.
+   */
+  | { readonly type: 'StaleDeviceMapping'; readonly exporter: string; readonly container: number; readonly iova: bigint; readonly last: bigint; readonly why: string }
   /** The user memory model's events (hw/mm.ts): VMAs, memfds, faults, contents, pins, mmu_notifier. */
   | MmEvent
   /** The outcome of one traced call, as the model decided it. */
@@ -244,6 +250,7 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
   Type1DomainDetached: ['pgsizeBitmap'],
   VfioDmaLinked: ['iova', 'size', 'vaddr'],
   VfioDmaRemoved: ['iova'],
+  StaleDeviceMapping: ['iova', 'last'],
 };
 /** Event fields holding arrays of {start, last} u64 ranges. */
 export const RANGE_LIST_FIELDS: Readonly<Partial<Record<EventType, readonly string[]>>> = {

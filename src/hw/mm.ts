@@ -23,7 +23,9 @@
  * previous one was folded; to chain several decisions in one atomic step, pass them one `mmDraft(state)`
  * (mm_draft.ts), which sees its own earlier decisions.
  */
-export type InvalidateReason = 'munmap' | 'madvise_dontneed' | 'madvise_free' | 'madvise_remove' | 'truncate';
+export type InvalidateReason = 'munmap' | 'madvise_dontneed' | 'madvise_free' | 'madvise_remove' | 'truncate'
+  /** vfio_pci_zap_bars: unmap_mapping_range over a VFIO device's BAR mappings (memory disable, reset, close). */
+  | 'vfio_zap';
 
 /**
  * Events of the memory model. Addresses and file offsets are bigint bytes (`last` inclusive, page aligned ranges);

@@ -17,7 +17,7 @@ import { vfioGroupCloseEvents } from './vfio_group.js';
 import { cookieVmaEvents, cookieVmaUnmapEvents, iommufd_fops_mmap } from '../hw/mmap_cookie.js';
 import { eventqCloseEvents } from './eventq.js';
 import { vfioGroupType1CloseEvents } from './vfio_type1_group.js';
-import { vfio_pci_core_mmap } from './vfio_pci_bar.js';
+import { deviceReleaseEvents, vfio_pci_core_mmap } from './vfio_pci_bar.js';
 
 const M = FLAG_SETS.mmap;
 const FD_MIN = 3;
@@ -94,6 +94,7 @@ export function sys_close(k: Kernel, fd: number): Step {
     return succeed(`group.c vfio_group_fops_release: group ${f.group}; it held the last reference on context ${ctxId}`, undefined, [...events, ...ev, ...rel]);
   }
   if (f.kind === 'vfio_container') return succeed(`container.c vfio_fops_release: container ${f.container} loses its fd; its groups keep it (and its mappings) alive`, undefined, events);
+  if (f.kind === 'vfio_device' && bind === undefined) return succeed(`close of VFIO device fd ${fd}`, undefined, [...events, ...deviceReleaseEvents(k, f.path, { fd })]);
   if (f.kind !== 'access' && f.kind !== 'iommufd' && f.kind !== 'eventq' && bind === undefined) return succeed(`close fd ${fd}`, undefined, events);
   const ctx = k.st.ctxs.get(f.kind === 'access' || f.kind === 'iommufd' || f.kind === 'eventq' ? f.ctx : bind!.ctx)!;
   let what: string;
@@ -172,7 +173,10 @@ export function sys_munmap(k: Kernel, addr: bigint, length: bigint): Step {
   const cookies = cookieVmaUnmapEvents(k.st, addr, addr + len - 1n);
   if (cookies.partial) return unmodelled('munmap of part of an iommufd mmap cookie VMA (a split VMA)');
   if (cookies.lastRef !== undefined) return unmodelled(`munmap of the last reference on iommufd context ${cookies.lastRef} (release from munmap)`);
-  return succeed(`munmap [0x${addr.toString(16)}, 0x${(addr + len - 1n).toString(16)}]`, undefined, [...munmapEvents(k.st.mm, k.st.memory, k.st.pageSize, addr, len), ...cookies.events]);
+  // A BAR VMA holds its device file: the last one going may release the device.
+  const devs = new Set(k.st.mm.vmas.filter((v) => v.pfnmap !== undefined && v.start >= addr && v.last <= addr + len - 1n).map((v) => v.pfnmap!));
+  const released = [...devs].flatMap((p) => deviceReleaseEvents(k, p, { start: addr, last: addr + len - 1n }));
+  return succeed(`munmap [0x${addr.toString(16)}, 0x${(addr + len - 1n).toString(16)}]`, undefined, [...munmapEvents(k.st.mm, k.st.memory, k.st.pageSize, addr, len), ...cookies.events, ...released]);
 }
 
 /** mm/madvise.c do_madvise: argument checks, then the advice VMA by VMA (hw/mm_unmap.ts madviseEvents). */

@@ -13,10 +13,12 @@ import { isFailure, type Failure } from '../hw/iopt_ops.js';
 import { fail, respond, succeed, u32, unmodelled, type Call, type Kernel, type Step } from './ioctl.js';
 import { attachPt, detachEvents, IOMMU_NO_PASID, replacePt, unbindEvents } from './device.js';
 import type { IoctlInput } from './main.js';
+import { vfio_pci_ioctl_reset } from './vfio_pci_bar.js';
 import type { IommufdCtx, KObject } from '../projections/state.js';
 import { kernelAtLeast } from './version.js';
 
 const V = (n: string): number => COMMAND_BY_NAME.get(n)!.value;
+const RESET = V('VFIO_DEVICE_RESET');
 const BIND = V('VFIO_DEVICE_BIND_IOMMUFD'), ATTACH = V('VFIO_DEVICE_ATTACH_IOMMUFD_PT'), DETACH = V('VFIO_DEVICE_DETACH_IOMMUFD_PT');
 const VFIO_DEVICE_BIND_FLAG_TOKEN = 1, VFIO_DEVICE_ATTACH_PASID = 1;
 
@@ -126,6 +128,9 @@ export function vfio_device_ioctl(k: Kernel, fd: number, path: string, cmd: numb
   if (dev === undefined) return unmodelled(`VFIO device ${path}, which the trace header does not declare`);
   const def = commandFor(cmd, 'vfio_device');
   if (cmd === BIND) return bind(k, fd, dev, input);
+  const granted = k.st.vfioBinds.has(fd) || k.header.vfio_container === 'type1';
+  if (cmd === RESET && granted) return vfio_pci_ioctl_reset(k, path);
+  if (!k.st.vfioBinds.has(fd) && granted) return unmodelled(`${def?.name ?? `0x${cmd.toString(16)}`} on a device fd opened through a legacy container's group`);
   if (!k.st.vfioBinds.has(fd)) return fail('EINVAL', `vfio_main.c vfio_device_fops_unl_ioctl: the device fd is not bound to an iommufd yet`);
   if (cmd === ATTACH) return attach(k, fd, input);
   if (cmd === DETACH) return detach(k, fd, input);

@@ -7,10 +7,15 @@
  * MAP_SHARED, and only within the page-aligned BAR. Success installs no PTE: the VMA is VM_IO|VM_PFNMAP
  * (hw/vfio_bar.ts) and pages are inserted by the fault handler. A device fd opened through a cdev must be bound to
  * an iommufd first (`df->access_granted`); one opened through its group always is.
+ *
+ * Peer-to-peer: a reset (`vfio_pci_ioctl_reset`) or the device's release zaps its BAR VMAs (mmu_notifier
+ * invalidation) but leaves type1 IOMMU mappings of the BAR in place; each such mapping is reported as a
+ * StaleDeviceMapping warning. Memory disable through a PCI_COMMAND config write is not modelled yet.
  */
+import type { DomainEvent } from '../events/domain.js';
 import { FLAG_SETS } from '../events/flags.js';
-import { VFIO_PCI_OFFSET_SHIFT } from '../hw/vfio_bar.js';
-import { fail, type Done, type Kernel } from './ioctl.js';
+import { barPhys, VFIO_PCI_OFFSET_SHIFT } from '../hw/vfio_bar.js';
+import { fail, succeed, type Done, type Kernel } from './ioctl.js';
 
 const M = FLAG_SETS.mmap;
 const VFIO_PCI_NUM_REGIONS = 9, VFIO_PCI_ROM_REGION_INDEX = 6;
@@ -32,4 +37,59 @@ export function vfio_pci_core_mmap(k: Kernel, fd: number, path: string, offset: 
   const barPages = (bar.size + page - 1n) & ~(page - 1n);
   if (inBar + len > barPages) return fail('EINVAL', `${fn}: [0x${inBar.toString(16)}, +0x${len.toString(16)}) runs past BAR ${index} (0x${barPages.toString(16)} bytes)`);
   return undefined;
+}
+
+/**
+ * `vfio_pci_zap_bars`: `unmap_mapping_range` over the BAR offsets of the device's inode mapping, so every BAR VMA
+ * of the device in the process gets an mmu_notifier invalidation and loses its PTEs (the model inserts none, so
+ * the invalidation is all there is); the next CPU access faults again.
+ */
+export function zapBarsEvents(k: Kernel, path: string): DomainEvent[] {
+  return k.st.mm.vmas.filter((v) => v.pfnmap === path).map((v) => ({ type: 'MmuNotifierInvalidate', start: v.start, last: v.last, reason: 'vfio_zap' }));
+}
+
+/**
+ * The type1 mappings that still reach `path`'s BARs: none of the reset, disable or release paths of vfio-pci
+ * touches them (vfio-type1-spec.md §4.2; the 2021 "vfio/type1: Register device notifier" RFC that would have
+ * dropped them was not merged), so a peer device's DMA keeps reaching the exporter's BAR.
+ */
+export function staleDeviceMappingEvents(k: Kernel, path: string, what: string): DomainEvent[] {
+  const nth = k.header.devices.findIndex((d) => d.path === path);
+  if (nth < 0) return [];
+  const lo = barPhys(nth, 0, 0n), hi = barPhys(nth + 1, 0, 0n) - 1n;
+  const out: DomainEvent[] = [];
+  for (const c of k.st.containers.values()) {
+    const i = c.iommu;
+    const d = i?.domain === undefined ? undefined : k.st.domains.get(i.domain);
+    if (i === undefined || d === undefined) continue;
+    for (const n of i.dmas.inOrder()) {
+      if (!n.value.hasRsvd) continue;
+      const phys = d.map.iterFirst(n.start, n.start)?.value;
+      if (phys === undefined || phys < lo || phys > hi) continue;
+      out.push({
+        type: 'StaleDeviceMapping', exporter: path, container: c.id, iova: n.start, last: n.last,
+        why: `${what}, but the type1 mapping [0x${n.start.toString(16)}, 0x${n.last.toString(16)}] of container ${c.id} still points at its BAR: devices in the container can still DMA to memory its owner disabled (vfio_iommu_type1.c keeps PFNMAP mappings until UNMAP_DMA or the last group leaves; CVE-2020-12888)`,
+      });
+    }
+  }
+  return out;
+}
+
+/** `vfio_pci_ioctl_reset`: zap and take memory_lock, FLR, restore; type1 mappings of the BARs are untouched. */
+export function vfio_pci_ioctl_reset(k: Kernel, path: string): Done {
+  const what = `vfio_pci_core.c vfio_pci_ioctl_reset: ${path} was reset (its BARs zapped, its memory briefly disabled)`;
+  const events = [...zapBarsEvents(k, path), ...staleDeviceMappingEvents(k, path, what)];
+  return succeed(`${what}; ${events.filter((e) => e.type === 'MmuNotifierInvalidate').length} BAR mapping(s) zapped`, undefined, events);
+}
+
+/**
+ * What the release of a VFIO device file does to P2P state: `vfio_pci_core_close_device` disables the device
+ * once no fd and no BAR VMA (each VMA holds the file) is left. `gone` says which fd or VMA range goes now.
+ */
+export function deviceReleaseEvents(k: Kernel, path: string, gone: { fd: number } | { start: bigint; last: bigint }): DomainEvent[] {
+  const fds = [...k.st.fds].filter(([fd, f]) => f.kind === 'vfio_device' && f.path === path && !('fd' in gone && gone.fd === fd));
+  const vmas = k.st.mm.vmas.filter((v) => v.pfnmap === path && !('start' in gone && v.start >= gone.start && v.last <= gone.last));
+  if (fds.length > 0 || vmas.length > 0) return [];
+  if ('start' in gone && !k.st.mm.vmas.some((v) => v.pfnmap === path)) return [];
+  return staleDeviceMappingEvents(k, path, `vfio_pci_core.c vfio_pci_core_close_device: ${path}'s last file reference is gone and the device is disabled (memory decode off)`);
 }

@@ -389,6 +389,7 @@ export function evolve(s: State, ev: DomainEvent): State {
       s.accounting.mmLockedVm += ev.npages;
       if (s.accounting.mmLockedVm < 0) throw new ProjectionError('mm->locked_vm went negative');
       return s;
+    case 'StaleDeviceMapping':
     case 'CallCompleted':
     case 'Diverged':
     case 'DmaCompleted':

@@ -47,6 +47,12 @@ export interface ReplaySummary {
   readonly errors: readonly TraceError[];
   /** Model bugs (an event the state could not take); never expected, always reported. */
   readonly internal: readonly TraceError[];
+  readonly warnings: readonly Warning[];
+}
+export interface Warning {
+  readonly line: number;
+  readonly kind: 'StaleDeviceMapping';
+  readonly message: string;
 }
 export type LogSink = (e: LogEntry) => void;
 
@@ -66,6 +72,8 @@ export class Replayer implements Kernel {
   readonly divergences: Divergence[] = [];
   readonly errors: TraceError[] = [];
   readonly internal: TraceError[] = [];
+  /** StaleDeviceMapping hazards the model saw (warnings: the kernel behaves so, no divergence). */
+  readonly warnings: Warning[] = [];
 
   /** With `explain`, every call whose outcome was an error, and why the model agrees (`--explain`). */
   readonly explanations: Explanation[] = [];
@@ -80,7 +88,7 @@ export class Replayer implements Kernel {
   }
 
   summary(): ReplaySummary {
-    return { lines: this.lines, events: this.n, divergences: this.divergences, errors: this.errors, internal: this.internal };
+    return { lines: this.lines, events: this.n, divergences: this.divergences, errors: this.errors, internal: this.internal, warnings: this.warnings };
   }
 
   /** Feeds one line of the trace; `lineNo` is 1-based. Never throws for bad input. */
@@ -147,6 +155,7 @@ export class Replayer implements Kernel {
       if (sink !== undefined) sink({ n: this.n, line, tid, ev });
       this.n++;
       evolve(this.st, ev);
+      if (ev.type === 'StaleDeviceMapping') this.warnings.push({ line, kind: ev.type, message: ev.why });
     }
   }
 

@@ -235,3 +235,23 @@ describe('type1 pinning and accounting under any sequence of map, unmap, CPU sto
     }), { seed: SEED, numRuns: 150 });
   });
 });
+
+describe('a P2P mapping when the exporting device goes away', () => {
+  const lines = (): object[] => [...openContainer(), setIommu(),
+    { op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_GET_DEVICE_FD', arg: '0000:01:00.0', ret: '$d' },
+    { op: 'mmap', addr: '0x7e0000000000', length: hex(MB), prot: ['PROT_READ', 'PROT_WRITE'], flags: ['MAP_SHARED', 'MAP_FIXED'], fd: '$d', offset: 0 },
+    map(0x100000000n, MB, 0x7e0000000000n)];
+  it('a reset zaps the BAR mapping, keeps the IOMMU mapping, and reports a StaleDeviceMapping warning', () => {
+    const p = play(header(), [...lines(), { op: 'ioctl', fd: '$d', cmd: 'VFIO_DEVICE_RESET', ret: 0 },
+      { op: 'dma', dev: '/dev/vfio/devices/vfio0', iova: '0x100000000', length: 8, write: false, ret: 0 }]);
+    expect(p.r.divergences).toEqual([]);
+    expect(p.events.filter((e) => e.type === 'MmuNotifierInvalidate').map((e) => e.type === 'MmuNotifierInvalidate' && e.reason)).toEqual(['vfio_zap']);
+    expect(p.r.warnings.map((w) => [w.line, w.kind])).toEqual([[9, 'StaleDeviceMapping']]);
+  });
+  it('closing the device fd releases it only once its BAR is unmapped too, and only then warns', () => {
+    const p = play(header(), [...lines(), { op: 'close', fd: '$d' }, { op: 'munmap', addr: '0x7e0000000000', length: hex(MB) }]);
+    expect(p.r.warnings.map((w) => w.line)).toEqual([10]);
+    const q = play(header(), [...lines(), unmap(0x100000000n, MB), { op: 'close', fd: '$d' }, { op: 'munmap', addr: '0x7e0000000000', length: hex(MB) }]);
+    expect(q.r.warnings).toEqual([]);
+  });
+});
