@@ -188,6 +188,10 @@ export type DomainEvent =
     readonly prot: number; readonly lockCap: boolean; readonly pinned: readonly { readonly frame: number; readonly npages: number }[];
     readonly lockedVm: number; readonly hasRsvd: boolean;
   }
+  /** UNMAP_DMA with VFIO_DMA_UNMAP_FLAG_VADDR: the dma's user VA is invalid (mapping and pins stay, `vaddr_invalid_count++`). */
+  | { readonly type: 'VfioDmaVaddrInvalidated'; readonly container: number; readonly iova: bigint }
+  /** MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR: the dma gets its new user VA (`vaddr_invalid_count--`). */
+  | { readonly type: 'VfioDmaVaddrUpdated'; readonly container: number; readonly iova: bigint; readonly vaddr: bigint }
   /** `vfio_remove_dma`: unlinked (its unmap, unpin and un-charge are their own events). */
   | { readonly type: 'VfioDmaRemoved'; readonly container: number; readonly iova: bigint }
   /** `vfio_lock_acct` → `__account_locked_vm`: `npages` (signed) added to the mapper's `mm->locked_vm`. */
@@ -250,6 +254,8 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
   Type1DomainDetached: ['pgsizeBitmap'],
   VfioDmaLinked: ['iova', 'size', 'vaddr'],
   VfioDmaRemoved: ['iova'],
+  VfioDmaVaddrInvalidated: ['iova'],
+  VfioDmaVaddrUpdated: ['iova', 'vaddr'],
   StaleDeviceMapping: ['iova', 'last'],
 };
 /** Event fields holding arrays of {start, last} u64 ranges. */

@@ -37,6 +37,8 @@ export interface VfioDma {
   /** `dma->locked_vm`: pages charged to the mapper's mm. */
   readonly lockedVm: number;
   readonly hasRsvd: boolean;
+  /** `dma->vaddr_invalid`: UNMAP(VADDR) done, MAP(VADDR) not yet (live update across exec). */
+  readonly vaddrInvalid: boolean;
 }
 
 export interface IovaRange {
@@ -67,7 +69,8 @@ export interface VfioContainer {
 
 export type Type1Event = Extract<DomainEvent, {
   type: 'VfioContainerOpened' | 'VfioContainerGroupAdded' | 'VfioContainerGroupRemoved' | 'Type1IommuOpened' |
-  'Type1IommuReleased' | 'Type1DomainAttached' | 'Type1DomainDetached' | 'VfioDmaLinked' | 'VfioDmaRemoved';
+  'Type1IommuReleased' | 'Type1DomainAttached' | 'Type1DomainDetached' | 'VfioDmaLinked' | 'VfioDmaRemoved' |
+  'VfioDmaVaddrInvalidated' | 'VfioDmaVaddrUpdated';
 }>;
 
 /** `vfio_find_dma`: some dma overlapping [start, last] (the kernel returns whichever the rb-tree walk meets). */
@@ -79,6 +82,13 @@ export function dmasIn(i: Type1Iommu, start: bigint, last: bigint): VfioDma[] {
 }
 
 export const dmaLast = (d: VfioDma): bigint => d.iova + d.size - 1n;
+
+/** `iommu->vaddr_invalid_count`. */
+export function vaddrInvalidCount(i: Type1Iommu): number {
+  let n = 0;
+  for (const d of i.dmas.inOrder()) if (d.value.vaddrInvalid) n++;
+  return n;
+}
 
 export function containerOf(containers: ReadonlyMap<number, VfioContainer>, group: number): VfioContainer | undefined {
   for (const c of containers.values()) if (c.groups.includes(group)) return c;
@@ -160,7 +170,7 @@ export function type1Evolve(m: Map<number, VfioContainer>, ev: Type1Event, pageS
       if (i.dmas.iterFirst(ev.iova, last) !== undefined) throw new Type1Error(`vfio_dma [${ev.iova}, ${last}] overlaps another`);
       if (i.dmaAvail <= 0) throw new Type1Error(`container ${ev.container}: dma_avail is 0`);
       const { iova, size, vaddr, prot, lockCap, pinned, lockedVm, hasRsvd } = ev;
-      i.dmas.insert(iova, last, { iova, size, vaddr, prot, lockCap, pinned, lockedVm, hasRsvd });
+      i.dmas.insert(iova, last, { iova, size, vaddr, prot, lockCap, pinned, lockedVm, hasRsvd, vaddrInvalid: false });
       i.dmaAvail--;
       return;
     }
@@ -170,6 +180,15 @@ export function type1Evolve(m: Map<number, VfioContainer>, ev: Type1Event, pageS
       if (n === undefined || n.start !== ev.iova) throw new Type1Error(`no vfio_dma at ${ev.iova}`);
       i.dmas.remove(n);
       i.dmaAvail++;
+      return;
+    }
+    case 'VfioDmaVaddrInvalidated':
+    case 'VfioDmaVaddrUpdated': {
+      const n = iommuOf(m, ev.container).dmas.iterFirst(ev.iova, ev.iova);
+      if (n === undefined || n.start !== ev.iova) throw new Type1Error(`no vfio_dma at ${ev.iova}`);
+      const invalidate = ev.type === 'VfioDmaVaddrInvalidated';
+      if (n.value.vaddrInvalid === invalidate) throw new Type1Error(`vfio_dma at ${ev.iova} is already ${invalidate ? 'invalid' : 'valid'}`);
+      n.value = { ...n.value, vaddrInvalid: invalidate, vaddr: ev.type === 'VfioDmaVaddrUpdated' ? ev.vaddr : n.value.vaddr };
       return;
     }
   }

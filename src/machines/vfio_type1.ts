@@ -15,7 +15,11 @@
  * before anything is removed), v1 stops its walk at a mapping that starts below the range (success, size 0), and
  * both remove whole mappings only; the struct is copied back on success only.
  *
- * Not modelled: VFIO_IOMMU_DIRTY_PAGES, GET_DIRTY_BITMAP, the VADDR flags (live update), emulated (mdev) groups.
+ * The VADDR flags (live update, §2.8): UNMAP(VADDR) marks the dmas' user VAs invalid and keeps mapping, pins and
+ * charge; MAP(VADDR) gives exactly one invalid dma its new VA. Only one process (mm) is modelled, so the owner
+ * change across exec (`vfio_change_dma_owner`) moves no charge.
+ *
+ * Not modelled: VFIO_IOMMU_DIRTY_PAGES, GET_DIRTY_BITMAP, emulated (mdev) groups and their external pins.
  */
 import type { DomainEvent } from '../events/domain.js';
 import { COMMAND_BY_NAME } from '../events/uapi.js';
@@ -138,8 +142,16 @@ function mapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput): 
   const pg = minPageSize(i);
   if (((size | iova | vaddr) & (pg - 1n)) !== 0n) return fail('EINVAL', `${fn}: size ${hex(size)}, iova ${hex(iova)} or vaddr ${hex(vaddr)} is not aligned to the minimum IOMMU page ${hex(pg)}`);
   const last = iova + size - 1n;
-  if (vflag) return unmodelled('VFIO_IOMMU_MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR (live update)');
   const hit = vfio_find_dma(i, iova, last);
+  if (vflag) {
+    // vfio_dma_do_map, VADDR: the new VA of an invalidated dma; nothing is re-pinned, and the new VA is not checked
+    // to hold the same pages. One process: vfio_change_dma_owner finds the same mm and moves no charge.
+    if (hit === undefined) return fail('ENOENT', `${fn}: VADDR: no vfio_dma overlaps [${hex(iova)}, ${hex(last)}]`);
+    if (!hit.vaddrInvalid || hit.iova !== iova || hit.size !== size)
+      return fail('EINVAL', `${fn}: VADDR: the vfio_dma [${hex(hit.iova)}, ${hex(dmaLast(hit))}] ${hit.vaddrInvalid ? 'is not exactly the range' : 'has a valid vaddr'}`);
+    return succeed(`${fn}: VADDR: vfio_dma [${hex(iova)}, ${hex(last)}] now at vaddr ${hex(vaddr)}`, undefined,
+      [{ type: 'VfioDmaVaddrUpdated', container: c.id, iova, vaddr }]);
+  }
   if (hit !== undefined) return fail('EEXIST', `${fn}: [${hex(iova)}, ${hex(last)}] overlaps the vfio_dma [${hex(hit.iova)}, ${hex(dmaLast(hit))}]`);
   if (i.dmaAvail === 0) return fail('ENOSPC', `${fn}: dma_avail is 0 (${DMA_ENTRY_LIMIT - i.dmaAvail} vfio_dma entries = dma_entry_limit ${DMA_ENTRY_LIMIT})`);
   if (i.iovaList.length > 0 && !i.iovaList.some((r) => r.start <= iova && last <= r.last))
@@ -166,7 +178,7 @@ function unmapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput)
     if ((flags & (UNMAP_ALL | UNMAP_VADDR)) !== 0n) return fail('EINVAL', `${wfn}: GET_DIRTY_BITMAP together with ALL or VADDR`);
     return unmodelled('VFIO_IOMMU_UNMAP_DMA with VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP');
   }
-  if ((flags & UNMAP_VADDR) !== 0n) return unmodelled('VFIO_IOMMU_UNMAP_DMA with VFIO_DMA_UNMAP_FLAG_VADDR (live update)');
+  const vflag = (flags & UNMAP_VADDR) !== 0n;
   const pg = minPageSize(i);
   if ((iova & (pg - 1n)) !== 0n) return fail('EINVAL', `${fn}: iova ${hex(iova)} is not aligned to ${hex(pg)}`);
   const all = (flags & UNMAP_ALL) !== 0n;
@@ -196,11 +208,20 @@ function unmapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput)
       stop = `; v1: the walk stops at the vfio_dma [${hex(d.iova)}, ${hex(dmaLast(d))}], which starts below iova ${hex(iova)}`;
       break;
     }
+    if (vflag) {
+      // The invalidations this call made are undone: no event goes out.
+      if (d.vaddrInvalid) return fail('EINVAL', `${fn}: VADDR: the vfio_dma [${hex(d.iova)}, ${hex(dmaLast(d))}] already has an invalid vaddr; this call's invalidations are undone`);
+      events.push({ type: 'VfioDmaVaddrInvalidated', container: c.id, iova: d.iova });
+      removed += d.size;
+      count++;
+      continue;
+    }
     events.push(...vfio_remove_dma(k.st, c.id, i.domain, d, draft));
     removed += d.size;
     count++;
   }
-  return succeed(`${fn}: ${count} vfio_dma removed whole, ${hex(removed)} bytes${stop}`, respond(a, { size: removed }), events);
+  const did = vflag ? 'had its vaddr invalidated (mapping and pins stay)' : 'removed whole';
+  return succeed(`${fn}: ${count} vfio_dma ${did}, ${hex(removed)} bytes${stop}`, respond(a, { size: removed }), events);
 }
 
 /** `vfio_fops_unl_ioctl` on container `id`. */

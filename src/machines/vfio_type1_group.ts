@@ -20,7 +20,7 @@ import type { DomainEvent } from '../events/domain.js';
 import type { HeaderDevice } from '../events/header.js';
 import type { Failure } from '../hw/iopt_ops.js';
 import { vfio_remove_dma, unpinDraft } from '../hw/type1_pins.js';
-import { containerOf, type IovaRange, type Type1Iommu, type VfioContainer } from '../hw/vfio_dma.js';
+import { containerOf, vaddrInvalidCount, type IovaRange, type Type1Iommu, type VfioContainer } from '../hw/vfio_dma.js';
 import type { State } from '../projections/state.js';
 import { fail, respond, succeed, type Kernel, type Step } from './ioctl.js';
 import type { IoctlInput } from './main.js';
@@ -70,6 +70,8 @@ export function type1AttachGroupEvents(k: Kernel, c: VfioContainer, iommu: Type1
   const fn = 'vfio_iommu_type1.c vfio_iommu_type1_attach_group';
   const devs = groupDevices(k, group);
   const dev = devs[0];
+  const invalid = vaddrInvalidCount(iommu);
+  if (invalid > 0) return { errno: 'EBUSY', why: `${fn}: ${invalid} vfio_dma(s) have an invalid vaddr (UNMAP_DMA VADDR without the MAP_DMA VADDR that follows)` };
   if (dev === undefined) return { errno: 'ENODEV', why: `${fn}: group ${group} has no device in the trace header` };
   if (iommu.domainGroups.includes(group)) return { errno: 'EINVAL', why: `${fn}: group ${group} is already attached` };
   const { list, pgsize } = iovaListOf(k, [...iommu.domainGroups, group]);

@@ -383,6 +383,8 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'Type1DomainDetached':
     case 'VfioDmaLinked':
     case 'VfioDmaRemoved':
+    case 'VfioDmaVaddrInvalidated':
+    case 'VfioDmaVaddrUpdated':
       type1Evolve(s.containers, ev, s.pageSize);
       return s;
     case 'LockedVmAccounted':

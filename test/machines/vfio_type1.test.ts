@@ -179,6 +179,7 @@ type Op =
   | { op: 'map'; slot: number; pages: number; write: boolean; shared: boolean }
   | { op: 'unmap'; slot: number; pages: number; all: boolean }
   | { op: 'touch'; slot: number }
+  | { op: 'vaddr'; slot: number; pages: number; invalidate: boolean }
   | { op: 'detach' }
   | { op: 'reattach' };
 
@@ -186,6 +187,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ op: fc.constant('map' as const), slot: fc.integer({ min: 0, max: 15 }), pages: fc.integer({ min: 1, max: 4 }), write: fc.boolean(), shared: fc.boolean() }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('unmap' as const), slot: fc.integer({ min: 0, max: 15 }), pages: fc.integer({ min: 1, max: 6 }), all: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('touch' as const), slot: fc.integer({ min: 0, max: 15 }) }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('vaddr' as const), slot: fc.integer({ min: 0, max: 15 }), pages: fc.integer({ min: 1, max: 4 }), invalidate: fc.boolean() }) },
   { weight: 1, arbitrary: fc.constant({ op: 'detach' as const }) },
   { weight: 1, arbitrary: fc.constant({ op: 'reattach' as const }) },
 );
@@ -215,15 +217,17 @@ function checkBalance(st: State, limit: number): void {
   if (count === 0) expect(st.accounting.mmLockedVm).toBe(0);
 }
 
-describe('type1 pinning and accounting under any sequence of map, unmap, CPU stores, group detach and re-attach', () => {
+describe('type1 pinning and accounting under any sequence of map, unmap, VADDR updates, CPU stores, group detach and re-attach', () => {
   it('keeps locked_vm equal to what the live dmas charged, pins equal to their pins, never exceeds dma_entry_limit, and never maps an unpinned page', () => {
     fc.assert(fc.property(fc.array(opArb, { maxLength: 25 }), fc.boolean(), (ops, v2) => {
       const lines: object[] = [ram(64n * 4096n), { ...ram(64n * 4096n, true), addr: hex(RAM + 0x100000n) }, ...openContainer(), setIommu(v2 ? 3 : 1)];
       for (const o of ops) {
-        const iova = BigInt(o.op === 'map' || o.op === 'unmap' || o.op === 'touch' ? o.slot : 0) * 0x4000n;
+        const iova = BigInt(o.op === 'map' || o.op === 'unmap' || o.op === 'touch' || o.op === 'vaddr' ? o.slot : 0) * 0x4000n;
         if (o.op === 'map') lines.push(map(iova, BigInt(o.pages) * 4096n, RAM + (o.shared ? 0x100000n : 0n) + iova, o.write ? RW : ['VFIO_DMA_MAP_FLAG_READ']));
         else if (o.op === 'unmap') lines.push(o.all ? unmap(0n, 0n, ['VFIO_DMA_UNMAP_FLAG_ALL']) : unmap(iova, BigInt(o.pages) * 4096n));
         else if (o.op === 'touch') lines.push({ op: 'mem_write', addr: hex(RAM + iova), data: 'ff' });
+        else if (o.op === 'vaddr') lines.push(o.invalidate ? unmap(iova, BigInt(o.pages) * 4096n, ['VFIO_DMA_UNMAP_FLAG_VADDR'])
+          : map(iova, BigInt(o.pages) * 4096n, RAM + 0x100000n + iova, ['VFIO_DMA_MAP_FLAG_VADDR']));
         else if (o.op === 'detach') lines.push({ op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_UNSET_CONTAINER' });
         else lines.push({ op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_SET_CONTAINER', arg: '$c' }, setIommu(v2 ? 3 : 1));
       }
@@ -253,5 +257,23 @@ describe('a P2P mapping when the exporting device goes away', () => {
     expect(p.r.warnings.map((w) => w.line)).toEqual([10]);
     const q = play(header(), [...lines(), unmap(0x100000000n, MB), { op: 'close', fd: '$d' }, { op: 'munmap', addr: '0x7e0000000000', length: hex(MB) }]);
     expect(q.r.warnings).toEqual([]);
+  });
+});
+
+describe('the VADDR flags (live update)', () => {
+  const V = ['VFIO_DMA_UNMAP_FLAG_VADDR'];
+  const vmap = (iova: bigint, size: bigint, vaddr: bigint): object =>
+    ({ op: 'ioctl', fd: '$c', cmd: 'VFIO_IOMMU_MAP_DMA', arg: { flags: ['VFIO_DMA_MAP_FLAG_VADDR'], vaddr: hex(vaddr), iova: hex(iova), size: hex(size) } });
+  it('UNMAP(VADDR) keeps mapping, pins and charge; a second one is EINVAL; attaching a group is EBUSY until MAP(VADDR)', () => {
+    const p = play(header(), [ram(4n * MB), ...openContainer(), setIommu(), map(0n, MB),
+      { ...unmap(0n, MB, V) as Record<string, unknown>, ret: 0, out: { size: hex(MB) } }, unmap(0n, MB, V),
+      { op: 'open', path: '/dev/vfio/16', ret: '$g2' }, { op: 'ioctl', fd: '$g2', cmd: 'VFIO_GROUP_SET_CONTAINER', arg: '$c' },
+      map(0n, MB), vmap(0n, 2n * MB, RAM + MB), vmap(MB, MB, RAM + MB), vmap(0n, MB, RAM + MB),
+      { op: 'ioctl', fd: '$g2', cmd: 'VFIO_GROUP_SET_CONTAINER', arg: '$c' }]);
+    expect(p.r.divergences).toEqual([]);
+    expect(p.outcomes.slice(7)).toEqual(['EINVAL', 'ok', 'EBUSY', 'EEXIST', 'EINVAL', 'ENOENT', 'ok', 'ok']);
+    const dma = [...p.st.containers.get(1)!.iommu!.dmas.inOrder()].map((n) => n.value);
+    expect(dma.map((d) => [d.vaddr, d.vaddrInvalid, d.lockedVm])).toEqual([[RAM + MB, false, 256]]);
+    expect(p.st.accounting.mmLockedVm).toBe(256);
   });
 });
