@@ -192,6 +192,8 @@ export type DomainEvent =
   | { readonly type: 'VfioDmaVaddrInvalidated'; readonly container: number; readonly iova: bigint }
   /** MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR: the dma gets its new user VA (`vaddr_invalid_count--`). */
   | { readonly type: 'VfioDmaVaddrUpdated'; readonly container: number; readonly iova: bigint; readonly vaddr: bigint }
+  /** A PCI_COMMAND write through the config region turned the device's memory decode off or on (`vconfig` MEMORY bit). */
+  | { readonly type: 'VfioPciMemoryDecodeSet'; readonly dev: string; readonly enabled: boolean }
   /** `vfio_remove_dma`: unlinked (its unmap, unpin and un-charge are their own events). */
   | { readonly type: 'VfioDmaRemoved'; readonly container: number; readonly iova: bigint }
   /** `vfio_lock_acct` → `__account_locked_vm`: `npages` (signed) added to the mapper's `mm->locked_vm`. */

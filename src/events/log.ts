@@ -26,7 +26,7 @@ const TYPES = new Set<string>([
   ...V_OBJECT_EVENT_TYPES, 'DmabufExported', 'Revoke',
   'VfioContainerOpened', 'VfioContainerGroupAdded', 'VfioContainerGroupRemoved', 'Type1IommuOpened', 'Type1IommuReleased',
   'Type1DomainAttached', 'Type1DomainDetached', 'VfioDmaLinked', 'VfioDmaRemoved', 'LockedVmAccounted', 'StaleDeviceMapping',
-  'VfioDmaVaddrInvalidated', 'VfioDmaVaddrUpdated',
+  'VfioDmaVaddrInvalidated', 'VfioDmaVaddrUpdated', 'VfioPciMemoryDecodeSet',
 ] satisfies DomainEvent['type'][]);
 
 /** Decodes one log line; errors are values with the JSON path, like trace errors. */

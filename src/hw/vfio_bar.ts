@@ -6,8 +6,8 @@
  * behind it, GUP refuses it, and the PFN of a page is the BAR's host physical address plus the page's offset in the
  * BAR (`vm_pgoff` keeps the region offset `index << 40`, VFIO_PCI_OFFSET_SHIFT). The model gives every BAR a host
  * address of its own far above any RAM frame (`barPhys`), so a device DMA that reaches it never touches user memory
- * and reads zeros (BAR contents are not modelled). Memory decode (PCI_COMMAND.MEMORY), D3 and zapping are not
- * modelled yet: the fault always succeeds.
+ * and reads zeros (BAR contents are not modelled). The fault refuses (SIGBUS → EFAULT) while the device's memory
+ * decode is off (`State.vfioMemoryOff`, a PCI_COMMAND write); D3/low-power is not modelled.
  */
 import type { State } from '../projections/state.js';
 import type { Failure } from './iopt_ops.js';
@@ -46,6 +46,8 @@ export function pfnmapFrames(st: State, devIndex: (path: string) => number, va: 
     const v = pfnmapVmaOf(st, at);
     if (v === undefined)
       return { errno: 'EFAULT', why: `vfio_iommu_type1.c vaddr_get_pfns: ${hex(at)} is not in a VM_PFNMAP VMA (a MAP mixing BAR and RAM pages is not modelled)` };
+    if (st.vfioMemoryOff.has(v.pfnmap!))
+      return { errno: 'EFAULT', why: `vfio_pci_core.c vfio_pci_mmap_huge_fault: ${v.pfnmap!}'s memory decode is off (__vfio_pci_memory_enabled is false): VM_FAULT_SIGBUS, which fixup_user_fault turns into EFAULT; the MAP is rolled back` };
     if (write && (v.prot & PROT_WRITE) === 0)
       return { errno: 'EFAULT', why: `vfio_iommu_type1.c follow_fault_pfn: IOMMU_WRITE requested but the BAR mapping [${hex(v.start)}, ${hex(v.last)}] is not writable` };
     const end = v.last + 1n < va + size ? v.last + 1n : va + size;

@@ -10,21 +10,24 @@
  *
  * Peer-to-peer: a reset (`vfio_pci_ioctl_reset`) or the device's release zaps its BAR VMAs (mmu_notifier
  * invalidation) but leaves type1 IOMMU mappings of the BAR in place; each such mapping is reported as a
- * StaleDeviceMapping warning. Memory disable through a PCI_COMMAND config write is not modelled yet.
+ * StaleDeviceMapping warning; so does a PCI_COMMAND write through the config region that clears MEMORY
+ * (`vfio_basic_config_write`), after which BAR faults SIGBUS until MEMORY is set again.
  */
 import type { DomainEvent } from '../events/domain.js';
 import { FLAG_SETS } from '../events/flags.js';
 import { barPhys, VFIO_PCI_OFFSET_SHIFT } from '../hw/vfio_bar.js';
-import { fail, succeed, type Done, type Kernel } from './ioctl.js';
+import { fail, succeed, unmodelled, type Done, type Kernel } from './ioctl.js';
 
 const M = FLAG_SETS.mmap;
 const VFIO_PCI_NUM_REGIONS = 9, VFIO_PCI_ROM_REGION_INDEX = 6;
 
+/** `df->access_granted`: a cdev fd once bound to an iommufd; a fd opened through a legacy container's group always. */
+const accessGranted = (k: Kernel, fd: number): boolean => k.header.vfio_container === 'type1' || k.st.vfioBinds.has(fd);
+
 /** The checks of `vfio_device_fops_mmap` + `vfio_pci_core_mmap`, in order; undefined when the mmap may go ahead. */
 export function vfio_pci_core_mmap(k: Kernel, fd: number, path: string, offset: bigint, len: bigint, flags: bigint): Done | undefined {
   const fn = 'vfio_pci_core.c vfio_pci_core_mmap';
-  const viaGroup = k.header.vfio_container === 'type1' || k.st.vfioBinds.has(fd);
-  if (!viaGroup) return fail('EINVAL', `vfio_main.c vfio_device_fops_mmap: device fd ${fd} is not bound to an iommufd (access not granted)`);
+  if (!accessGranted(k, fd)) return fail('EINVAL', `vfio_main.c vfio_device_fops_mmap: device fd ${fd} is not bound to an iommufd (access not granted)`);
   const index = Number(offset >> VFIO_PCI_OFFSET_SHIFT);
   if (index >= VFIO_PCI_NUM_REGIONS) return fail('EINVAL', `${fn}: region index ${index} >= VFIO_PCI_NUM_REGIONS (no vendor regions)`);
   if ((flags & BigInt(M.MAP_SHARED)) === 0n) return fail('EINVAL', `${fn}: not MAP_SHARED`);
@@ -92,4 +95,25 @@ export function deviceReleaseEvents(k: Kernel, path: string, gone: { fd: number 
   if (fds.length > 0 || vmas.length > 0) return [];
   if ('start' in gone && !k.st.mm.vmas.some((v) => v.pfnmap === path)) return [];
   return staleDeviceMappingEvents(k, path, `vfio_pci_core.c vfio_pci_core_close_device: ${path}'s last file reference is gone and the device is disabled (memory decode off)`);
+}
+
+const VFIO_PCI_CONFIG_REGION_INDEX = 7n, PCI_COMMAND = 4n, PCI_COMMAND_MEMORY = 0x2;
+
+/**
+ * pwrite on a VFIO device fd: only a write that starts at PCI_COMMAND in the config region is modelled
+ * (`vfio_pci_config_rw` → `vfio_basic_config_write`): MEMORY cleared → memory_lock, zap, MEMORY saved in vconfig;
+ * MEMORY set → re-enabled, the next access refaults. The write's bytes count is returned.
+ */
+export function vfio_pci_config_pwrite(k: Kernel, fd: number, path: string, offset: bigint, data: Uint8Array): Done {
+  if (!accessGranted(k, fd)) return fail('EINVAL', `vfio_main.c vfio_device_fops_write: device fd ${fd} is not bound to an iommufd (access not granted)`);
+  const index = offset >> VFIO_PCI_OFFSET_SHIFT, at = offset & ((1n << VFIO_PCI_OFFSET_SHIFT) - 1n);
+  if (index !== VFIO_PCI_CONFIG_REGION_INDEX || at !== PCI_COMMAND || data.length === 0)
+    return unmodelled(`pwrite of region ${index} at 0x${at.toString(16)} (only PCI_COMMAND in the config region is modelled)`);
+  const fn = 'vfio_pci_config.c vfio_basic_config_write';
+  const on = (data[0]! & PCI_COMMAND_MEMORY) !== 0, wasOn = !k.st.vfioMemoryOff.has(path);
+  const ret = BigInt(data.length);
+  if (on === wasOn) return succeed(`${fn}: PCI_COMMAND.MEMORY of ${path} stays ${on ? 'on' : 'off'}`, undefined, [], ret);
+  if (on) return succeed(`${fn}: PCI_COMMAND.MEMORY of ${path} set: memory decode on, BAR accesses refault`, undefined, [{ type: 'VfioPciMemoryDecodeSet', dev: path, enabled: true }], ret);
+  const what = `${fn}: PCI_COMMAND.MEMORY of ${path} cleared (memory decode off, BARs zapped, later CPU access SIGBUS)`;
+  return succeed(what, undefined, [...zapBarsEvents(k, path), { type: 'VfioPciMemoryDecodeSet', dev: path, enabled: false }, ...staleDeviceMappingEvents(k, path, what)], ret);
 }

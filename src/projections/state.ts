@@ -90,12 +90,14 @@ export interface State {
   /** Legacy VFIO containers (container.c + vfio_iommu_type1.c), by id (hw/vfio_dma.ts). */
   readonly containers: Map<number, VfioContainer>;
   nextContainer: number;
+  /** VFIO PCI devices whose memory decode (virtual PCI_COMMAND.MEMORY) is off, by path; BAR faults SIGBUS. */
+  readonly vfioMemoryOff: Set<string>;
 }
 
 export const initialState = (): State => ({
   pageSize: 4096, memory: 'explicit', fds: new Map(), ctxs: new Map(), nextCtx: 1, nextMemfd: 1, mm: emptyMm(),
   pages: new Map(), nextPages: 1, nextArea: 1, testMemoryLimit: 65536, domains: new Map(), nextDomain: 1, nextMockDev: 1,
-  accounting: emptyAccounting(), vfioBinds: new Map(), vfioGroups: new Map(), dmabufs: new Map(), containers: new Map(), nextContainer: 1,
+  accounting: emptyAccounting(), vfioBinds: new Map(), vfioGroups: new Map(), dmabufs: new Map(), containers: new Map(), nextContainer: 1, vfioMemoryOff: new Set(),
 });
 
 function ioptOf(s: State, ctx: number, id: number): Iopt {
@@ -387,6 +389,10 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'VfioDmaVaddrUpdated':
       type1Evolve(s.containers, ev, s.pageSize);
       return s;
+    case 'VfioPciMemoryDecodeSet':
+      if (ev.enabled) s.vfioMemoryOff.delete(ev.dev);
+      else s.vfioMemoryOff.add(ev.dev);
+      return s;
     case 'LockedVmAccounted':
       s.accounting.mmLockedVm += ev.npages;
       if (s.accounting.mmLockedVm < 0) throw new ProjectionError('mm->locked_vm went negative');
@@ -418,5 +424,5 @@ export function cloneState(s: State): State {
   }
   const pages = new Map([...s.pages].map(([k, p]) => [k, clonePages(p)]));
   const domains = new Map([...s.domains].map(([k, d]) => [k, cloneDomain(d)]));
-  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages, domains, accounting: { ...s.accounting }, vfioBinds: new Map(s.vfioBinds), vfioGroups: new Map(s.vfioGroups), dmabufs: new Map([...s.dmabufs].map(([k, d]) => [k, cloneDmabuf(d)])), containers: cloneContainers(s.containers) };
+  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages, domains, accounting: { ...s.accounting }, vfioBinds: new Map(s.vfioBinds), vfioGroups: new Map(s.vfioGroups), dmabufs: new Map([...s.dmabufs].map(([k, d]) => [k, cloneDmabuf(d)])), containers: cloneContainers(s.containers), vfioMemoryOff: new Set(s.vfioMemoryOff) };
 }

@@ -23,6 +23,7 @@ import { iommufd_fops_ioctl, type IoctlInput } from '../machines/main.js';
 import { vfio_device_ioctl } from '../machines/vfio_device.js';
 import { vfio_group_ioctl } from '../machines/vfio_group.js';
 import { vfio_container_ioctl } from '../machines/vfio_type1.js';
+import { vfio_pci_config_pwrite } from '../machines/vfio_pci_bar.js';
 import * as sys from '../machines/process.js';
 import { evolve, initialState, ProjectionError, type State } from '../projections/state.js';
 import { compareOut, fmt } from './compare.js';
@@ -222,7 +223,14 @@ export class Replayer implements Kernel {
         const fd = this.fdOf(ev.fd);
         return fd === undefined ? undefined : sys_write(this, fd, ev.data);
       }
-      case 'pread': case 'pwrite':
+      case 'pwrite': {
+        const r = this.resolveAll({ fd: ev.fd, offset: ev.offset });
+        if (r === undefined) return undefined;
+        const f = this.st.fds.get(Number(r.fd));
+        if (f?.kind === 'vfio_device') return vfio_pci_config_pwrite(this, Number(r.fd), f.path, r.offset, ev.data);
+        return sys.notModelledOp(`${ev.op} (fault and event queue fds, VFIO regions)`);
+      }
+      case 'pread':
         return sys.notModelledOp(`${ev.op} (fault and event queue fds, VFIO regions)`);
       case 'mem_write': {
         const r = this.resolveAll({ addr: ev.addr });

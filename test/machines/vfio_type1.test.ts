@@ -252,6 +252,13 @@ describe('a P2P mapping when the exporting device goes away', () => {
     expect(p.events.filter((e) => e.type === 'MmuNotifierInvalidate').map((e) => e.type === 'MmuNotifierInvalidate' && e.reason)).toEqual(['vfio_zap']);
     expect(p.r.warnings.map((w) => [w.line, w.kind])).toEqual([[9, 'StaleDeviceMapping']]);
   });
+  it('clearing PCI_COMMAND.MEMORY zaps the BAR and warns; a MAP of the BAR is EFAULT until MEMORY is set again', () => {
+    const cmd = (v: string): object => ({ op: 'pwrite', fd: '$d', offset: '0x70000000004', data: v, ret: 2 });
+    const p = play(header(), [...lines(), cmd('0400'), map(0x200000000n, MB, 0x7e0000000000n), cmd('0600'), map(0x200000000n, MB, 0x7e0000000000n)]);
+    expect(p.r.divergences).toEqual([]);
+    expect(p.outcomes.slice(-4)).toEqual(['ok', 'EFAULT', 'ok', 'ok']);
+    expect(p.r.warnings.map((w) => w.line)).toEqual([9]);
+  });
   it('closing the device fd releases it only once its BAR is unmapped too, and only then warns', () => {
     const p = play(header(), [...lines(), { op: 'close', fd: '$d' }, { op: 'munmap', addr: '0x7e0000000000', length: hex(MB) }]);
     expect(p.r.warnings.map((w) => w.line)).toEqual([10]);
