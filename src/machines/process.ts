@@ -84,8 +84,8 @@ export function sys_close(k: Kernel, fd: number): Step {
   const events: DomainEvent[] = [{ type: 'FdClosed', fd }];
   const bind = f.kind === 'vfio_device' ? k.st.vfioBinds.get(fd) : undefined;
   if (f.kind === 'vfio_group') {
-    const t1 = vfioGroupType1CloseEvents(k, f.group);
-    if (t1 !== undefined) return succeed(`group.c vfio_group_fops_release: group ${f.group} leaves its legacy container`, undefined, [...events, ...t1]);
+    const t1 = vfioGroupType1CloseEvents(k, f.group, fd);
+    if (t1 !== undefined) return succeed(`group.c vfio_group_fops_release: group ${f.group}${t1.length ? ' leaves its legacy container' : ': its device fds still hold the group file'}`, undefined, [...events, ...t1]);
     const ev = vfioGroupCloseEvents(k, f.group);
     const ctxId = k.st.vfioGroups.get(f.group);
     if (ctxId === undefined || k.st.ctxs.get(ctxId)!.fileRefs > 1) return succeed(`group.c vfio_group_fops_release: group ${f.group}`, undefined, [...events, ...ev]);
@@ -94,7 +94,12 @@ export function sys_close(k: Kernel, fd: number): Step {
     return succeed(`group.c vfio_group_fops_release: group ${f.group}; it held the last reference on context ${ctxId}`, undefined, [...events, ...ev, ...rel]);
   }
   if (f.kind === 'vfio_container') return succeed(`container.c vfio_fops_release: container ${f.container} loses its fd; its groups keep it (and its mappings) alive`, undefined, events);
-  if (f.kind === 'vfio_device' && bind === undefined) return succeed(`close of VFIO device fd ${fd}`, undefined, [...events, ...deviceReleaseEvents(k, f.path, { fd })]);
+  if (f.kind === 'vfio_device' && bind === undefined) {
+    // The device fd held its group's file: the group may now be released (and leave its legacy container).
+    const group = k.header.devices.find((d) => d.path === f.path)?.group;
+    const g = group === undefined ? undefined : vfioGroupType1CloseEvents(k, group, fd);
+    return succeed(`close of VFIO device fd ${fd}${g?.length ? `; group ${group} is released and leaves its legacy container` : ''}`, undefined, [...events, ...deviceReleaseEvents(k, f.path, { fd }), ...(g ?? [])]);
+  }
   if (f.kind !== 'access' && f.kind !== 'iommufd' && f.kind !== 'eventq' && bind === undefined) return succeed(`close fd ${fd}`, undefined, events);
   const ctx = k.st.ctxs.get(f.kind === 'access' || f.kind === 'iommufd' || f.kind === 'eventq' ? f.ctx : bind!.ctx)!;
   let what: string;

@@ -161,8 +161,15 @@ export function vfioGroupType1Ioctl(k: Kernel, group: number, op: 'status' | 'se
   return succeed(`${fn}: ${dev.name} opened as fd ${fd} on container ${c.id}`, undefined, [{ type: 'FdInstalled', fd, file: { kind: 'vfio_device', path: dev.path } }], BigInt(fd));
 }
 
-/** `vfio_group_fops_release` of a group on a legacy container, undefined if it is on none. */
-export function vfioGroupType1CloseEvents(k: Kernel, group: number): DomainEvent[] | undefined {
+/**
+ * `vfio_group_fops_release` of a group on a legacy container once `closing` goes, undefined if it is on none.
+ * Each device fd holds the group file, so the release (and the detach) waits for the last of the group fd and
+ * its device fds.
+ */
+export function vfioGroupType1CloseEvents(k: Kernel, group: number, closing: number): DomainEvent[] | undefined {
   const c = containerOf(k.st.containers, group);
-  return c === undefined ? undefined : vfioGroupDetachContainerEvents(k, c, group);
+  if (c === undefined) return undefined;
+  const holders = [...k.st.fds].filter(([fd, f]) => fd !== closing &&
+    ((f.kind === 'vfio_group' && f.group === group) || (f.kind === 'vfio_device' && groupDevices(k, group).some((d) => d.path === f.path))));
+  return holders.length > 0 ? [] : vfioGroupDetachContainerEvents(k, c, group);
 }

@@ -284,3 +284,15 @@ describe('the VADDR flags (live update)', () => {
     expect(p.st.accounting.mmLockedVm).toBe(256);
   });
 });
+
+describe('a group fd closed while its device fds are open', () => {
+  it('stays in the container until the last device fd closes, then takes the mappings with it', () => {
+    const base = [ram(4n * MB), ...openContainer(), setIommu(), { op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_GET_DEVICE_FD', arg: '0000:01:00.0', ret: '$d' },
+      map(0n, MB), { op: 'close', fd: '$g' }];
+    const p = play(header(), [...base, { op: 'dma', dev: '/dev/vfio/devices/vfio0', iova: 0, length: 8, write: false, ret: 0 }]);
+    expect(p.r.divergences).toEqual([]);
+    expect(dmaCount(p.st)).toBe(1);
+    const q = play(header(), [...base, { op: 'close', fd: '$d' }]);
+    expect([dmaCount(q.st), q.st.accounting.mmLockedVm, q.st.containers.get(1)!.groups]).toEqual([0, 0, []]);
+  });
+});
