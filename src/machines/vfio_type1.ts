@@ -19,6 +19,9 @@
  * charge; MAP(VADDR) gives exactly one invalid dma its new VA. Only one process (mm) is modelled, so the owner
  * change across exec (`vfio_change_dma_owner`) moves no charge.
  *
+ * Version delta (header `kernel`): before the 2025 overflow series (≈v6.18) a wrapping MAP or UNMAP range is
+ * EINVAL (MAP: after the alignment check) instead of EOVERFLOW (spec §8).
+ *
  * Not modelled: VFIO_IOMMU_DIRTY_PAGES, GET_DIRTY_BITMAP, emulated (mdev) groups and their external pins.
  */
 import type { DomainEvent } from '../events/domain.js';
@@ -31,6 +34,7 @@ import { cloneState, evolve } from '../projections/state.js';
 import { fail, respond, succeed, unmodelled, type Kernel, type Step } from './ioctl.js';
 import type { IoctlInput } from './main.js';
 import { type1AttachGroupEvents } from './vfio_type1_group.js';
+import { kernelAtLeast } from './version.js';
 
 const V = (name: string): number => COMMAND_BY_NAME.get(name)!.value;
 const GET_API_VERSION = V('VFIO_GET_API_VERSION'), CHECK_EXTENSION = V('VFIO_CHECK_EXTENSION'), SET_IOMMU = V('VFIO_SET_IOMMU');
@@ -135,12 +139,16 @@ function mapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput): 
   if (a.size < 32) return fail('EINVAL', `vfio_iommu_type1.c vfio_iommu_type1_map_dma: argsz ${a.size} < 32`);
   if ((flags & ~(MAP_READ | MAP_WRITE | MAP_VADDR)) !== 0n) return fail('EINVAL', `vfio_iommu_type1.c vfio_iommu_type1_map_dma: unknown flags ${hex(flags)}`);
   if (size === 0n) return fail('EINVAL', `${fn}: size 0`);
-  if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX) return fail('EOVERFLOW', `${fn}: iova or vaddr + size - 1 overflows (check_add_overflow)`);
+  // The 2025 overflow series (≈v6.18) made a wrapping range EOVERFLOW, checked before prot; before it, EINVAL after the alignment check.
+  const overflows = iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX;
+  const newOverflow = kernelAtLeast(k.header, 6, 18);
+  if (overflows && newOverflow) return fail('EOVERFLOW', `${fn}: iova or vaddr + size - 1 overflows (check_add_overflow)`);
   const prot = ((flags & MAP_READ) !== 0n ? IOMMU_READ : 0) | ((flags & MAP_WRITE) !== 0n ? IOMMU_WRITE : 0);
   const vflag = (flags & MAP_VADDR) !== 0n;
   if ((prot !== 0 && vflag) || (prot === 0 && !vflag)) return fail('EINVAL', `${fn}: ${vflag ? 'VADDR with READ/WRITE' : 'neither READ nor WRITE nor VADDR'}`);
   const pg = minPageSize(i);
   if (((size | iova | vaddr) & (pg - 1n)) !== 0n) return fail('EINVAL', `${fn}: size ${hex(size)}, iova ${hex(iova)} or vaddr ${hex(vaddr)} is not aligned to the minimum IOMMU page ${hex(pg)}`);
+  if (overflows) return fail('EINVAL', `${fn}: iova or vaddr + size - 1 wraps (kernel ${k.header.kernel ?? ''} predates the EOVERFLOW checks)`);
   const last = iova + size - 1n;
   const hit = vfio_find_dma(i, iova, last);
   if (vflag) {
@@ -188,7 +196,9 @@ function unmapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput)
     end = U64_MAX;
   } else {
     if (size === 0n || (size & (pg - 1n)) !== 0n) return fail('EINVAL', `${fn}: size ${hex(size)} is 0 or not aligned to ${hex(pg)}`);
-    if (iova + size - 1n > U64_MAX) return fail('EOVERFLOW', `${fn}: iova + size - 1 overflows (check_add_overflow)`);
+    if (iova + size - 1n > U64_MAX)
+      return kernelAtLeast(k.header, 6, 18) ? fail('EOVERFLOW', `${fn}: iova + size - 1 overflows (check_add_overflow)`)
+        : fail('EINVAL', `${fn}: iova + size wraps (kernel ${k.header.kernel ?? ''} predates the EOVERFLOW checks)`);
     end = iova + size - 1n;
   }
   if (i.v2 && !all) {

@@ -84,6 +84,13 @@ describe('VFIO_IOMMU_MAP_DMA on type1', () => {
     expect(p.outcomes.slice(5)).toEqual(['EINVAL', 'EOVERFLOW', 'EINVAL', 'EINVAL', 'ok', 'EEXIST', 'EINVAL']);
   });
 
+  it('answers EINVAL instead of EOVERFLOW for a wrapping range on kernels before the 2025 overflow series', () => {
+    const p = play(header({ kernel: '6.12' }), [ram(MB), ...openContainer(), setIommu(), map(0xfffffffffffff000n, 0x2000n, RAM), unmap(0xfffffffffffff000n, 0x2000n)]);
+    expect(p.outcomes.slice(5)).toEqual(['EINVAL', 'EINVAL']);
+    const q = play(header(), [ram(MB), ...openContainer(), setIommu(), map(0xfffffffffffff000n, 0x2000n, RAM), unmap(0xfffffffffffff000n, 0x2000n)]);
+    expect(q.outcomes.slice(5)).toEqual(['EOVERFLOW', 'EOVERFLOW']);
+  });
+
   it('pins and charges every page to locked_vm, and UNMAP gives back exactly that', () => {
     const p = play(header(), [ram(4n * MB), ...openContainer(), setIommu(), map(0n, 2n * MB), map(2n * MB, MB)]);
     expect(p.st.accounting.mmLockedVm).toBe(768);
