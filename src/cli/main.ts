@@ -2,6 +2,7 @@
  * The `iotrail` command: dispatch to its subcommands. All I/O of the tool lives under src/cli; the model below it
  * is pure.
  */
+import { checkMain } from './check.js';
 import { importMain } from './import.js';
 import { recordMain } from './record.js';
 import { replayMain } from './replay.js';
@@ -14,6 +15,9 @@ usage:
                                     run a program and record its IOMMU ioctls as a trace
   iotrail import qemu LOG [--out FILE] [--device SPEC]... [--header FILE]
                                     convert QEMU's iommufd/vfio trace events into a trace
+  iotrail check [--seed N] [--runs N|--time S] [--threads N] [--workers N] [--mutant M]...
+                                    explore interleavings of ioctls, DMA and invalidations against the
+                                    model's invariants; shrink and write a replayable counterexample
   iotrail help                      this text
 
 Run 'iotrail COMMAND --help' for a command's options.`;
@@ -23,6 +27,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   replay: replayMain,
   record: recordMain,
   import: importMain,
+  check: checkMain,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,98 @@
+/**
+ * Mutants: named, switchable faults that put real kernel bugs (../shared/spec/seeded-bugs.md) back into the model,
+ * so that `iotrail check --mutant NAME` can show the property checks find them. Each is a guarded edit of 1-6 lines
+ * in a model file, `if (isMutant('name'))`, listed here with its file and anchor; the switch is module-level and off
+ * unless `setMutants` turns it on, so the guards cost one Set lookup on an empty set.
+ *
+ * This module imports nothing: the model files import `isMutant` from it.
+ */
+
+export interface MutantDef {
+  readonly name: string;
+  /** The seeded bug it reproduces (seeded-bugs.md). */
+  readonly bug: string;
+  readonly description: string;
+  /** The invariant(s) expected to catch it. */
+  readonly caughtBy: readonly string[];
+  /** Where the guarded edit goes. */
+  readonly file: string;
+  readonly anchor: string;
+  /** Set when the mutant cannot be applied yet: what the model lacks. */
+  readonly pending?: string;
+}
+
+export const MUTANTS: readonly MutantDef[] = [
+  {
+    name: 'unfill-past-end',
+    bug: 'B2 (linux@727c28c1cef2, CVE-2023-53630)',
+    description: 'iopt_area_unpin_domain computes batch_last_index from `start` instead of `start_index`: when an access pins a sub-range of a filled area, unfilling it unpins past the end of the hole after the access\'s pages (past the area\'s end)',
+    caughtBy: ['evolve-accepts', 'pin-conservation'],
+    file: 'src/hw/iopt_domains.ts',
+    anchor: 'unfillArea: the unpin loop `for (const free of withoutAccessPins(p, r.start, r.last)) {`',
+  },
+  {
+    name: 'iova-align-wrap',
+    bug: 'B5 (CVE-2025-38688)',
+    description: '__alloc_iova_check_range uses ALIGN() without an overflow check: near the top of the IOVA space the aligned start wraps to 0 and MAP without FIXED_IOVA lands on a reserved range or another area',
+    caughtBy: ['areas-outside-reserved', 'areas-disjoint', 'evolve-accepts'],
+    file: 'src/hw/iova_alloc.ts',
+    anchor: 'checkRange: `const up = alignUp(start, align);`',
+  },
+  {
+    name: 'unpin-before-flush',
+    bug: 'IOTLB: unpin before flush (seeded-bugs.md "IOTLB")',
+    description: 'UNMAP unpins the pages before the IOTLB flush that covers them: a device can still DMA into a page the process reuses',
+    caughtBy: ['unpin-after-unmap'],
+    file: 'src/hw/iopt_domains.ts',
+    anchor: 'unfillArea: the flushes of `for (const d of domains) events.push({ type: \'DomainUnmapped\' …` move after the unpin loop',
+  },
+  {
+    name: 'auto-domain-leak',
+    bug: 'auto domain not destroyed with its last device (iommufd_hw_pagetable_put / iommufd_object_put_and_try_destroy)',
+    description: 'detaching the last device from an auto domain drops its reference but does not destroy it',
+    caughtBy: ['auto-domain-in-use'],
+    file: 'src/machines/device.ts',
+    anchor: 'detachEvents: `if (hwpt.hwpt?.auto && hwpt.users === 2)`',
+  },
+  {
+    name: 'destroy-unlocked-ref',
+    bug: 'B1 (linux@99f98a7c0d69, CVE-2023-53795)',
+    description: 'IOMMU_DESTROY takes a temporary users reference outside destroy_rwsem, drops its locks, then decides: a kernel-side destroy racing it (closing an access) sees users != 1 and frees an object still referenced',
+    caughtBy: ['freed-at-one', 'evolve-accepts'],
+    file: 'src/machines/main.ts',
+    anchor: 'iommufd_destroy: after the ENOENT lookup, before `if (o.users !== 1)` (the operation is mutant_ops.ts destroyUnlockedRef)',
+  },
+  {
+    name: 'access-replace-stale',
+    bug: 'B7 (linux@f1fb745ee0a6)',
+    description: 'iopt_add_access(new) overwrites iopt_access_list_id before iopt_remove_access(old): the access stays in the old IOAS\'s access list',
+    caughtBy: ['access-one-ioas'],
+    file: 'src/machines/selftest_access.ts',
+    anchor: 'access_replace_ioas: the final `return succeed(… moved from IOAS …, [...unpin, ...accessDetachEvents(…), ...att])`',
+  },
+  {
+    name: 'hwpt-list-dup',
+    bug: 'B9 (CVE-2023-54043)',
+    description: 'attaching a device to an existing HWPT re-adds it to ioas->hwpt_list',
+    caughtBy: ['hwpt-list-set'],
+    file: 'src/machines/device.ts',
+    anchor: 'attachPt: after `const ev = attachEvents(st, ctx, idev, pasid, { id: pt.id, hwpt: pt.hwpt! }, …)`',
+  },
+];
+
+const enabled = new Set<string>();
+
+/** Whether mutant `name` is switched on. The guards in the model files call this. */
+export function isMutant(name: string): boolean {
+  return enabled.size !== 0 && enabled.has(name);
+}
+
+/** Switches exactly these mutants on (none: the model as it is). Unknown names throw. */
+export function setMutants(names: readonly string[]): void {
+  for (const n of names) if (!MUTANTS.some((m) => m.name === n)) throw new Error(`unknown mutant ${JSON.stringify(n)} (iotrail check --list-mutants)`);
+  enabled.clear();
+  for (const n of names) enabled.add(n);
+}
+
+export const enabledMutants = (): string[] => [...enabled].sort();
+export const mutantDef = (name: string): MutantDef | undefined => MUTANTS.find((m) => m.name === name);
