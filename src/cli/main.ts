@@ -3,6 +3,14 @@
  * is pure.
  */
 import { checkMain } from './check.js';
+import { bisectMain } from './bisect.js';
+import { blameMain } from './blame.js';
+import { debugMain } from './debug.js';
+import { diffMain } from './diff.js';
+import { exportMain } from './export.js';
+import { historyMain } from './history.js';
+import { serveMain } from './serve.js';
+import { stateMain } from './state.js';
 import { importMain } from './import.js';
 import { recordMain } from './record.js';
 import { replayMain } from './replay.js';
@@ -18,6 +26,9 @@ usage:
   iotrail check [--seed N] [--runs N|--time S] [--threads N] [--workers N] [--mutant M]...
                                     explore interleavings of ioctls, DMA and invalidations against the
                                     model's invariants; shrink and write a replayable counterexample
+  iotrail state TRACE [--at N]      the model's state after any event (time travel; also: diff, history,
+                                    blame, bisect, export, debug for an interactive debugger, serve for a
+                                    browser view)
   iotrail help                      this text
 
 Run 'iotrail COMMAND --help' for a command's options.`;
@@ -28,6 +39,14 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   record: recordMain,
   import: importMain,
   check: checkMain,
+  bisect: bisectMain,
+  blame: blameMain,
+  debug: debugMain,
+  diff: diffMain,
+  export: exportMain,
+  history: historyMain,
+  serve: serveMain,
+  state: stateMain,
 };
 
 export async function main(argv: string[]): Promise<number> {
