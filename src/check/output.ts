@@ -118,7 +118,6 @@ export function formatReport(r: CheckReport): string {
       out.push(`  schedule: ${f.files.schedule}`);
       out.push(`  log:      ${f.files.log}`);
       out.push(`  reproduce: iotrail check --reproduce ${f.files.schedule}`);
-      out.push(`             iotrail replay --schedule ${f.files.schedule}${r.mutants.map((m) => ` --mutant ${m}`).join('')} ${f.files.trace}`);
     }
     out.push(`  fast-check: seed ${f.seed}, path "${f.path}"`);
   }

@@ -19,6 +19,7 @@ import { frameOf, IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_NONE, IOPT_PAGES_ACC
 import { U64_MAX } from './u64.js';
 import { RangeMap } from './range_map.js';
 import { flushEvents } from './iotlb.js';
+import { isMutant } from '../check/mutants.js';
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
 
@@ -206,7 +207,9 @@ export function fillArea(
 export function unfillArea(st: State, a: Area, domains: readonly number[], lastDomain: boolean, scratch = new StepScratch()): DomainEvent[] {
   const events: DomainEvent[] = [];
   // iommu_unmap clears the entries and then syncs the IOTLB; only after that may the pages be unpinned.
-  for (const d of domains) events.push({ type: 'DomainUnmapped', domain: d, iova: a.start, last: a.last }, ...flushEvents(st.domains.get(d), a.start, a.last));
+  // MUTANT unpin-before-flush: the IOTLB flush is deferred past the unpin.
+  const late = isMutant('unpin-before-flush') && lastDomain;
+  for (const d of domains) events.push({ type: 'DomainUnmapped', domain: d, iova: a.start, last: a.last }, ...(late ? [] : flushEvents(st.domains.get(d), a.start, a.last)));
   if (!lastDomain) return events;
   const p = st.pages.get(a.pages)!;
   events.push({ type: 'AreaUnfilled', pages: p.id, start: a.pagesStart, last: a.pagesLast });
@@ -214,10 +217,13 @@ export function unfillArea(st: State, a: Area, domains: readonly number[], lastD
   for (const r of scratch.fillRuns(p, a.pagesStart, a.pagesLast)) {
     if (r.count !== 1) continue;
     for (const free of withoutAccessPins(p, r.start, r.last)) {
-      events.push(...unpinPagesEvents(st, p, free.start, free.last, scratch));
-      n += free.last - free.start + 1;
+      // MUTANT unfill-past-end (B2, linux@727c28c1cef2): batch_last_index counted from `start`, not `start_index`.
+      const last = isMutant('unfill-past-end') && free.start > r.start ? free.last + (free.start - r.start) : free.last;
+      events.push(...unpinPagesEvents(st, p, free.start, last, scratch));
+      n += last - free.start + 1;
     }
   }
+  if (late) for (const d of domains) events.push(...flushEvents(st.domains.get(d), a.start, a.last));
   scratch.fillAdd(p.id, a.pagesStart, a.pagesLast, -1);
   if (n > 0) events.push({ type: 'AccountingUncharged', mode: p.accountMode, npages: n });
   return events;

@@ -8,6 +8,7 @@ import type { Errno } from '../events/errno.js';
 import { areaIterFirst, describeArea, type Iopt } from './io_pagetable.js';
 import { doubleSpanIter, spanIter } from './span_iter.js';
 import { alignUp, lowestSetBit, roundUpPow2, U64_MAX } from './u64.js';
+import { isMutant } from '../check/mutants.js';
 
 export type IovaResult = { readonly iova: bigint } | { readonly errno: Errno; readonly why: string };
 
@@ -18,7 +19,7 @@ const hex = (v: bigint): string => `0x${v.toString(16)}`;
  * from it. Round-up overflow rejects the range (the ≈v6.13 fix of an ALIGN() that wrapped to 0).
  */
 function checkRange(start: bigint, last: bigint, length: bigint, align: bigint, pageOffset: bigint): bigint | undefined {
-  const up = alignUp(start, align);
+  const up = alignUp(start, align) ?? (isMutant('iova-align-wrap') ? 0n : undefined); // MUTANT (B5, CVE-2025-38688): ALIGN() wraps
   if (up === undefined) return undefined;
   const cand = up | pageOffset;
   // `>=`, not `>`: a candidate equal to the range's last byte is rejected even for a 1-byte length.

@@ -21,6 +21,7 @@ import { getObject, lookupWhy } from './objects.js';
 import { vdeviceTombstoneEvents } from './viommu.js';
 import { faultAutoResponseEvents } from './fault.js';
 import { AUTO_REQUEST, hwptPagingAllocEvents, hwptPagingDestroyEvents } from './hw_pagetable.js';
+import { isMutant } from '../check/mutants.js';
 
 export const IOMMU_NO_PASID = 0;
 export interface HwptRef { readonly id: number; readonly hwpt: HwptData }
@@ -83,7 +84,7 @@ export function detachEvents(st: State, ctx: IommufdCtx, idev: KObject, pasid: n
     { type: 'ObjectRefDropped', ctx: ctx.id, id: hwptId, by: idev.id },
     { type: 'ObjectRefDropped', ctx: ctx.id, id: idev.id, by: 0 },
   ];
-  if (hwpt.hwpt?.auto && hwpt.users === 2) events.push(...hwptPagingDestroyEvents(st, ctx, hwpt), { type: 'ObjectDestroyed', ctx: ctx.id, id: hwptId });
+  if (hwpt.hwpt?.auto && hwpt.users === 2 && !isMutant('auto-domain-leak')) events.push(...hwptPagingDestroyEvents(st, ctx, hwpt), { type: 'ObjectDestroyed', ctx: ctx.id, id: hwptId });
   return events;
 }
 
@@ -99,6 +100,8 @@ export function attachPt(st: State, h: TraceHeader, ctx: IommufdCtx, idev: KObje
   if (pt === undefined) return { errno: 'ENOENT', why: `${fn}: pt_id ${ptId}: ${lookupWhy(ctx, ptId, 'ANY')}` };
   if (pt.kind === 'HWPT_PAGING' || pt.kind === 'HWPT_NESTED') {
     const ev = attachEvents(st, ctx, idev, pasid, { id: pt.id, hwpt: pt.hwpt! }, st.domains.get(pt.hwpt!.domain)!.dirtyOps);
+    // MUTANT hwpt-list-dup (B9, CVE-2023-54043): a leftover path re-adds the HWPT to ioas->hwpt_list.
+    if (isMutant('hwpt-list-dup') && pt.kind === 'HWPT_PAGING' && !isFailure(ev)) ev.push({ type: 'HwptInitialized', ctx: ctx.id, id: pt.id, ...pt.hwpt! });
     return isFailure(ev) ? ev : { events: ev, hwpt: pt.id };
   }
   if (pt.kind !== 'IOAS') return { errno: 'EINVAL', why: `${fn}: pt_id ${ptId} is a ${pt.kind}, neither a HWPT nor an IOAS` };

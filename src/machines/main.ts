@@ -14,6 +14,8 @@ import { COMMAND_BY_NAME, IOMMUFD_CMD_BASE } from '../events/uapi.js';
 import { fail, succeed, u32, u64, unmodelled, type Arg, type Call, type Done, type Handler, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 import { destroyObjectEvents } from './destroy.js';
+import { isMutant } from '../check/mutants.js';
+import { destroyUnlockedRef } from '../check/mutant_ops.js';
 import { iommufd_ioas_alloc_ioctl, iommufd_ioas_option, IOAS_HANDLERS } from './ioas.js';
 import { DEVICE_HANDLERS } from './device.js';
 import { HWPT_HANDLERS } from './hw_pagetable.js';
@@ -27,6 +29,7 @@ export function iommufd_destroy(c: Call, a: Arg): Step {
   const o = c.ctx.objects.get(id);
   if (o === undefined || getObject(c.ctx, id, 'ANY') === undefined)
     return fail('ENOENT', `main.c iommufd_object_remove: ${lookupWhy(c.ctx, id, 'ANY')}`);
+  if (isMutant('destroy-unlocked-ref')) return destroyUnlockedRef(c, id); // MUTANT (B1, CVE-2023-53795)
   if (o.users !== 1)
     return fail('EBUSY', `main.c iommufd_object_remove: ${o.kind} ${id} has users=${o.users} (refcount_dec_if_one fails: something else holds it)`);
   return succeed(`main.c iommufd_object_remove: ${o.kind} ${id} destroyed`, undefined, destroyObjectEvents(c.k.st, c.ctx, id));

@@ -14,6 +14,7 @@ import { accessAttachEvents, accessRwEvents, accessDetachEvents, accessPinEvents
 import { pickFd } from './process.js';
 import type { KObject } from '../projections/state.js';
 import { U64_MAX } from '../hw/u64.js';
+import { isMutant } from '../check/mutants.js';
 import type { Iopt } from '../hw/io_pagetable.js';
 
 const MOCK_FLAGS_ACCESS_WRITE = 1, MOCK_ACCESS_RW_SLOW_PATH = 4;
@@ -149,7 +150,9 @@ export function access_replace_ioas(c: Call, a: Arg): Step {
   const att = accessAttachEvents(c.k.st, ctx, { ...acc, access: { ...acc.access!, ioas: 0 } }, ioas);
   if (isFailure(att)) return fail(att.errno, att.why);
   const unpin = testAccessUnmapEvents(c.k.st, ctx, acc, 0n, U64_MAX);
-  return succeed(`${fn}: access ${acc.id} moved from IOAS ${cur} to ${ioasId}`, undefined, [...unpin, ...accessDetachEvents(c.k.st, ctx, acc), ...att]);
+  // MUTANT access-replace-stale (B7, linux@f1fb745ee0a6): the old IOAS's access_list entry is never erased.
+  const detach = accessDetachEvents(c.k.st, ctx, acc).filter((e) => !(isMutant('access-replace-stale') && e.type === 'AccessDetached'));
+  return succeed(`${fn}: access ${acc.id} moved from IOAS ${cur} to ${ioasId}`, undefined, [...unpin, ...detach, ...att]);
 }
 
 /**
