@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { readLineBatches } from '../src/events/reader.js';
 import { replayFile } from '../src/cli/replay_file.js';
 import { writeMapChurn, writeObjectChurn } from './gen.js';
+import { benchTimeTravel } from './timetravel.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
@@ -59,7 +60,8 @@ async function main(): Promise<number> {
     // count (what makes a linear structure quadratic) stays at 100,000.
     await writeMapChurn(maps, Number(process.env.BENCH_MAP_EVENTS ?? 300_000), Number(process.env.BENCH_LIVE ?? 100_000));
     const ok2 = await benchTrace('map/unmap churn (auto IOVA, mock domain, up to 100,000 live areas)', maps, 2);
-    return ok1 && ok2 ? 0 : 1;
+    const ok3 = await benchTimeTravel(churn);
+    return ok1 && ok2 && ok3 ? 0 : 1;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -3,9 +3,9 @@
  *
  * Replaying a trace once gives the log (every domain event, numbered densely from 0) and, along the way, snapshots
  * of the state (`cloneState`) taken every K entries or so. The state after any number of entries `p` is then
- * rebuilt by cloning the nearest snapshot at or before `p` and folding at most K log entries into it with `evolve`,
- * exactly as the replay did (an entry whose `evolve` threw during the replay throws again here, at the same point,
- * and is skipped the same way).
+ * rebuilt by cloning the nearest snapshot at or before `p` and folding the entries in between (at most one
+ * snapshot spacing) into it with `evolve`, exactly as the replay did (an entry whose `evolve` threw during the
+ * replay throws again here, at the same point, and is skipped the same way).
  *
  * Positions and entry numbers: entry `n` is the n-th log entry; "the state at entry n" is the state after entry `n`
  * has been folded in, i.e. after `n + 1` entries (position `p = n + 1`). Entry `-1` names the initial state.

@@ -97,7 +97,7 @@ main { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap:
 #changes li { overflow-wrap: anywhere; } .added { color: #1e7e34; } .removed { color: #b3261e; } .changed { color: #7a5d00; }
 table { border-collapse: collapse; width: 100%; font-size: 12px; }
 td, th { text-align: left; padding: 2px 6px; border-bottom: 1px solid #eee; vertical-align: top; }
-#events-panel { max-height: 340px; overflow: auto; } #entry-panel { max-height: 340px; overflow: auto; }
+#events-panel { max-height: 340px; overflow: auto; padding-top: 0; } #events-panel h2 { position: sticky; top: 0; background: #fff; margin: 0; padding: 8px 0 6px; z-index: 1; } #entry-panel { max-height: 340px; overflow: auto; }
 #events td.text { font-family: ui-monospace, Menlo, monospace; overflow-wrap: anywhere; }
 #events tr { cursor: pointer; } #events tr.current { background: #e8f0fe; } #events tr.divergence { box-shadow: inset 4px 0 var(--div); }
 #events tr.internal, #events tr.invariant { box-shadow: inset 4px 0 var(--int); }
