@@ -17,7 +17,7 @@ import { isMmFault, mmDraft, pinFileRange, pinUserRange, unpinFrames, type MmDra
 import { LINEAR, RunMap } from './mm_runmap.js';
 import { frameOf, IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_NONE, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from './pages.js';
 import { U64_MAX } from './u64.js';
-import { RangeMap } from './range_map.js';
+import { gapsOf, RangeMap } from './range_map.js';
 import { flushEvents } from './iotlb.js';
 import { isMutant } from '../check/mutants.js';
 
@@ -93,14 +93,7 @@ export class StepScratch {
 
 /** Which page indices of `p` in [start, last] are not pinned yet, as runs. */
 function unpinnedRuns(p: IoptPages, start: number, last: number, scratch: StepScratch): { start: number; last: number }[] {
-  const out: { start: number; last: number }[] = [];
-  let at = start;
-  for (const r of scratch.pinnedRuns(p, start, last)) {
-    if (r.start > at) out.push({ start: at, last: r.start - 1 });
-    at = r.last + 1;
-  }
-  if (at <= last) out.push({ start: at, last });
-  return out;
+  return gapsOf(scratch.pinnedRuns(p, start, last), start, last);
 }
 
 /** `iopt_pages_update_pinned` → `incr_user_locked_vm` / `__account_locked_vm`: ENOMEM over RLIMIT_MEMLOCK. */
@@ -238,14 +231,7 @@ export function unpinPagesEvents(st: State, p: IoptPages, start: number, last: n
 
 /** The runs of [start, last] no access pin item covers. */
 export function withoutAccessPins(p: IoptPages, start: number, last: number): { start: number; last: number }[] {
-  const out: { start: number; last: number }[] = [];
-  let at = start;
-  for (const r of p.accessUsers.runs(start, last)) {
-    if (r.start > at) out.push({ start: at, last: r.start - 1 });
-    at = r.last + 1;
-  }
-  if (at <= last) out.push({ start: at, last });
-  return out;
+  return gapsOf(p.accessUsers.runs(start, last), start, last);
 }
 
 /** `iopt_table_add_domain`: alignment, aperture reservations, then every published area is filled into it. */

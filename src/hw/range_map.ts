@@ -210,3 +210,31 @@ export class RangeMap {
     if (nz !== this.nonZero) throw new Error(`nonZero cache ${this.nonZero} but runs cover ${nz}`);
   }
 }
+
+/**
+ * Walks [start, last] over ascending, disjoint runs inside it: each run as `run`, and each stretch no run covers as
+ * a gap (`run` undefined). The one place the model turns "the runs that hold something" into "the rest".
+ */
+export function* walkGaps<R extends { readonly start: number; readonly last: number }>(
+  runs: Iterable<R>, start: number, last: number,
+): Generator<{ start: number; last: number; run: R | undefined }> {
+  let at = start;
+  for (const r of runs) {
+    if (r.start > at) yield { start: at, last: r.start - 1, run: undefined };
+    yield { start: r.start, last: r.last, run: r };
+    at = r.last + 1;
+  }
+  if (at <= last) yield { start: at, last, run: undefined };
+}
+
+/** The stretches of [start, last] that no run covers. */
+export function gapsOf(runs: Iterable<{ readonly start: number; readonly last: number }>, start: number, last: number): { start: number; last: number }[] {
+  const out: { start: number; last: number }[] = [];
+  for (const w of walkGaps(runs, start, last)) if (w.run === undefined) out.push({ start: w.start, last: w.last });
+  return out;
+}
+
+/** The runs of `m` over [start, last] with the holes included as count 0. */
+export function* denseRuns(m: RangeMap | undefined, start: number, last: number): Generator<Run> {
+  for (const w of walkGaps(m?.runs(start, last) ?? [], start, last)) yield w.run ?? { start: w.start, last: w.last, count: 0 };
+}

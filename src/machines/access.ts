@@ -14,7 +14,7 @@ import { contigAreas, describeArea, IOMMU_READ, IOMMU_WRITE, type Iopt } from '.
 import { ioptAlignment, pinPagesRange, StepScratch, unpinPagesEvents } from '../hw/iopt_domains.js';
 import type { Failure } from '../hw/iopt_ops.js';
 import { iopt_pages_rw_access, type PagesRw } from '../hw/pages_rw.js';
-import { RangeMap } from '../hw/range_map.js';
+import { denseRuns, gapsOf, RangeMap } from '../hw/range_map.js';
 import { mmDraft } from '../hw/mm.js';
 import { U64_MAX } from '../hw/u64.js';
 import type { AccessPiece } from '../projections/access.js';
@@ -138,7 +138,7 @@ export function accessUnpinEvents(st: State, ctx: IommufdCtx, access: KObject, i
     for (const r of p.accessUsers.runs(piece.start, piece.last)) {
       for (const d of scratch.droppedRuns(p.id, r.start, r.last)) {
         if (r.count - d.count !== 1) continue;
-        for (const f of freeOfFills(p, d.start, d.last)) {
+        for (const f of gapsOf(p.fillUsers.runs(d.start, d.last), d.start, d.last)) {
           events.push(...unpinPagesEvents(st, p, f.start, f.last, scratch.step));
           n += f.last - f.start + 1;
         }
@@ -156,31 +156,14 @@ export class AccessScratch {
   /** Per pages id: how many item pieces this step already dropped over each page index. */
   private readonly m = new Map<number, RangeMap>();
   /** [start, last] cut where the count of already-dropped pieces changes, with that count (0 included). */
-  *droppedRuns(p: number, start: number, last: number): Generator<{ start: number; last: number; count: number }> {
-    let at = start;
-    for (const r of this.m.get(p)?.runs(start, last) ?? []) {
-      if (r.start > at) yield { start: at, last: r.start - 1, count: 0 };
-      yield r;
-      at = r.last + 1;
-    }
-    if (at <= last) yield { start: at, last, count: 0 };
+  droppedRuns(p: number, start: number, last: number): Iterable<{ start: number; last: number; count: number }> {
+    return denseRuns(this.m.get(p), start, last);
   }
   drop(p: number, s: number, l: number): void {
     let m = this.m.get(p);
     if (m === undefined) this.m.set(p, (m = new RangeMap()));
     m.add(s, l, 1);
   }
-}
-
-function freeOfFills(p: { fillUsers: { runs(s: number, l: number): Iterable<{ start: number; last: number }> } }, start: number, last: number) {
-  const out: { start: number; last: number }[] = [];
-  let at = start;
-  for (const r of p.fillUsers.runs(start, last)) {
-    if (r.start > at) out.push({ start: at, last: r.start - 1 });
-    at = r.last + 1;
-  }
-  if (at <= last) out.push({ start: at, last });
-  return out;
 }
 
 /**

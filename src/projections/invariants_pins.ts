@@ -7,7 +7,7 @@
  */
 import type { Area } from '../hw/io_pagetable.js';
 import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from '../hw/pages.js';
-import { MAX_PAGE_INDEX, RangeMap } from '../hw/range_map.js';
+import { denseRuns, MAX_PAGE_INDEX, RangeMap } from '../hw/range_map.js';
 import {
   allIoas, hex, ioasByKey, ioasKey, isFilled, mergeRanges, type IndexRange, type Indexes, type InvariantViolation, type Scope,
 } from './invariants_core.js';
@@ -61,15 +61,7 @@ function v(out: InvariantViolation[], name: string, rule: string, message: strin
 
 /** Runs of a RangeMap over [s, l] as a dense list of (start, last, count), holes included as count 0. */
 function dense(m: RangeMap, s: number, l: number): { start: number; last: number; count: number }[] {
-  const out: { start: number; last: number; count: number }[] = [];
-  let at = s;
-  for (const r of m.runs(s, l)) {
-    if (r.start > at) out.push({ start: at, last: r.start - 1, count: 0 });
-    out.push(r);
-    at = r.last + 1;
-  }
-  if (at <= l) out.push({ start: at, last: l, count: 0 });
-  return out;
+  return [...denseRuns(m, s, l)];
 }
 
 /** The first index in [s, l] where two maps differ, with both counts, or undefined. */
