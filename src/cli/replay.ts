@@ -13,6 +13,9 @@ import { Worker } from 'node:worker_threads';
 import { formatTraceError } from '../events/trace.js';
 import { Progress } from './progress.js';
 import { replayFile, type TraceReport } from './replay_file.js';
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { MUTANTS, setMutants } from '../check/mutants.js';
 
 export const REPLAY_USAGE = `usage: iotrail replay FILE|DIR... [--json] [--stop] [--log PATH] [--workers N] [--max-divergences N]
   --json       print a machine-readable report on stdout (every divergence)
@@ -21,6 +24,10 @@ export const REPLAY_USAGE = `usage: iotrail replay FILE|DIR... [--json] [--stop]
   --explain    also print, for every call that failed, the check that decided it
   --explain-all        the same for every call
   --log PATH   write the model's event log (JSONL); with several traces PATH is a directory
+  --invariants check the invariant library after every atomic step (iotrail check --list-invariants); a broken one fails the trace
+  --schedule F replay one trace under the interleaving F (iotrail check's .schedule.json; implies --invariants); the trace
+               defaults to the one F names, F's mutants are switched on
+  --mutant M   switch a seeded bug on (iotrail check --list-mutants); repeatable
   --workers N  replay up to N traces at once (default: the number of cores, for more than one trace)
   --vfio-container type1|iommufd  serve /dev/vfio/vfio by the legacy type1 driver or by iommufd's emulation,
                whatever the trace header says (to see where the two backends answer differently)`;
@@ -59,11 +66,13 @@ function printReport(r: TraceReport, out: (s: string) => void, max: number): voi
   const parts = [`${r.events} events`];
   if (r.divergences.length) parts.push(`${r.divergences.length} divergence${r.divergences.length === 1 ? '' : 's'}`);
   if (r.errors.length) parts.push(`${r.errors.length} trace error${r.errors.length === 1 ? '' : 's'}`);
+  if (r.violations.length) parts.push(`${r.violations.length} invariant${r.violations.length === 1 ? '' : 's'} broken`);
   if (r.internal.length) parts.push(`${r.internal.length} internal error${r.internal.length === 1 ? '' : 's'}`);
   if (r.warnings.length) parts.push(`${r.warnings.length} warning${r.warnings.length === 1 ? '' : 's'}`);
   out(`${verdict} ${r.file} (${parts.join(', ')})`);
   for (const e of r.errors) out(`  ${formatTraceError(e)}`);
   for (const e of r.internal) out(`  ${formatTraceError(e)}`);
+  for (const v of r.violations) out(`  line ${v.line}: invariant ${v.name} broken (log entry ${v.n}): ${v.message}\n    rule: ${v.rule}`);
   for (const w of r.warnings) out(`  line ${w.line}: warning ${w.kind}: ${w.message}`);
   const shown = max > 0 ? r.divergences.slice(0, max) : r.divergences;
   for (const d of shown)
@@ -74,7 +83,7 @@ function printReport(r: TraceReport, out: (s: string) => void, max: number): voi
 
 const exitCodeOf = (r: TraceReport): number => (r.ioError !== undefined || r.errors.length || r.internal.length ? 2 : r.passed ? 0 : 1);
 
-async function runPool(files: readonly string[], workers: number, logFor: (f: string) => string | undefined, stop: boolean, explain: 'none' | 'errors' | 'all',
+async function runPool(files: readonly string[], workers: number, logFor: (f: string) => string | undefined, stop: boolean, explain: 'none' | 'errors' | 'all', invariants: boolean,
   vfioContainer: 'iommufd' | 'type1' | undefined, onDone: (i: number, r: TraceReport) => void): Promise<void> {
   const url = new URL('./replay_worker.js', import.meta.url);
   let next = 0;
@@ -87,7 +96,7 @@ async function runPool(files: readonly string[], workers: number, logFor: (f: st
           return;
         }
         const index = next++;
-        w.postMessage({ index, file: files[index], log: logFor(files[index]!), stop, explain, vfioContainer });
+        w.postMessage({ index, file: files[index], log: logFor(files[index]!), stop, explain, invariants, vfioContainer });
       };
       w.on('message', (m: { index: number; report: TraceReport }) => {
         onDone(m.index, m.report);
@@ -106,7 +115,7 @@ export async function replayMain(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({
       args: argv, allowPositionals: true,
-      options: { json: { type: 'boolean' }, stop: { type: 'boolean' }, log: { type: 'string' }, workers: { type: 'string' }, 'max-divergences': { type: 'string' }, explain: { type: 'boolean' }, 'explain-all': { type: 'boolean' }, 'vfio-container': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { json: { type: 'boolean' }, stop: { type: 'boolean' }, log: { type: 'string' }, workers: { type: 'string' }, 'max-divergences': { type: 'string' }, explain: { type: 'boolean' }, 'explain-all': { type: 'boolean' }, invariants: { type: 'boolean' }, schedule: { type: 'string' }, mutant: { type: 'string', multiple: true }, 'vfio-container': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (e) {
     process.stderr.write(`iotrail replay: ${(e as Error).message}\n${REPLAY_USAGE}\n`);
@@ -117,6 +126,30 @@ export async function replayMain(argv: string[]): Promise<number> {
     process.stdout.write(`${REPLAY_USAGE}\n`);
     return 0;
   }
+  let schedule: number[] | undefined;
+  const mutants = [...(o.mutant ?? [])];
+  if (o.schedule !== undefined) {
+    try {
+      const f = JSON.parse(readFileSync(o.schedule, 'utf8')) as { schedule?: unknown; trace?: unknown; mutants?: unknown };
+      if (!Array.isArray(f.schedule) || !f.schedule.every((x) => Number.isSafeInteger(x))) throw new Error('no "schedule" array of line numbers');
+      schedule = f.schedule as number[];
+      if (Array.isArray(f.mutants)) for (const m of f.mutants) if (typeof m === 'string' && !mutants.includes(m)) mutants.push(m);
+      if (positionals.length === 0 && typeof f.trace === 'string') positionals.push(join(dirname(o.schedule), f.trace));
+    } catch (e) {
+      process.stderr.write(`iotrail replay: --schedule ${o.schedule}: ${(e as Error).message}\n`);
+      return 2;
+    }
+    if (positionals.length !== 1) {
+      process.stderr.write(`iotrail replay: --schedule replays exactly one trace\n${REPLAY_USAGE}\n`);
+      return 2;
+    }
+  }
+  for (const m of mutants) if (!MUTANTS.some((x) => x.name === m)) {
+    process.stderr.write(`iotrail replay: unknown mutant ${JSON.stringify(m)} (iotrail check --list-mutants)\n`);
+    return 2;
+  }
+  setMutants(mutants);
+  const invariants = o.invariants === true || schedule !== undefined;
   if (positionals.length === 0) {
     process.stderr.write(`iotrail replay: no trace given\n${REPLAY_USAGE}\n`);
     return 2;
@@ -124,7 +157,7 @@ export async function replayMain(argv: string[]): Promise<number> {
   const { files, missing } = collect(positionals);
   for (const m of missing) process.stderr.write(`iotrail replay: ${m}: no such file or directory\n`);
   if (files.length === 0 && missing.length === 0) process.stderr.write('iotrail replay: no *.jsonl trace found\n');
-  let workers = files.length > 1 ? Math.min(files.length, availableParallelism()) : 1;
+  let workers = files.length > 1 && mutants.length === 0 ? Math.min(files.length, availableParallelism()) : 1;
   if (o.workers !== undefined) {
     if (!/^[1-9][0-9]*$/.test(o.workers)) {
       process.stderr.write(`iotrail replay: --workers takes a positive whole number, got ${JSON.stringify(o.workers)}\n`);
@@ -184,14 +217,14 @@ export async function replayMain(argv: string[]): Promise<number> {
     for (let i = 0; i < files.length && !stopAll; i++) {
       const f = files[i]!;
       const r = await replayFile(f, {
-        log: logFor(f), stop: o.stop, explain, vfioContainer,
+        log: logFor(f), stop: o.stop, explain, invariants, schedule, vfioContainer,
         onProgress: (b, t) => progress.update(`${basename(f)} (${i + 1}/${files.length})`, b, t),
       });
       onDone(i, r);
       if (o.stop && !r.passed) stopAll = true;
     }
   } else {
-    await runPool(files, workers, logFor, o.stop === true, explain, vfioContainer, onDone);
+    await runPool(files, workers, logFor, o.stop === true, explain, invariants, vfioContainer, onDone);
   }
   progress.clear();
   const got = reports.filter((r): r is TraceReport => r !== undefined);

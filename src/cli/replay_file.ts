@@ -5,7 +5,7 @@
 import { statSync } from 'node:fs';
 import { encodeEntry } from '../events/log.js';
 import { readLineBatches } from '../events/reader.js';
-import { type Divergence, type Explanation, Replayer, type Warning } from '../replay/engine.js';
+import { type Divergence, type InvariantBreak, type Explanation, Replayer, type Warning } from '../replay/engine.js';
 import type { TraceError } from '../events/trace.js';
 import { AtomicWriter } from './atomic.js';
 
@@ -17,6 +17,8 @@ export interface TraceReport {
   readonly divergences: readonly Divergence[];
   readonly errors: readonly TraceError[];
   readonly internal: readonly TraceError[];
+  /** With --invariants (or --schedule): the invariants the replay broke. */
+  readonly violations: readonly InvariantBreak[];
   /** StaleDeviceMapping hazards: what the kernel does, so never a divergence. */
   readonly warnings: readonly Warning[];
   readonly source: string | undefined;
@@ -27,6 +29,8 @@ export interface TraceReport {
 }
 
 export interface ReplayFileOptions {
+  readonly invariants?: boolean | undefined;
+  readonly schedule?: readonly number[] | undefined;
   readonly log?: string | undefined;
   readonly stop?: boolean | undefined;
   readonly explain?: 'none' | 'errors' | 'all' | undefined;
@@ -48,6 +52,7 @@ export async function replayFile(file: string, opts: ReplayFileOptions = {}): Pr
   const r = new Replayer(
     writer && ((e) => writer.write(`${encodeEntry(e)}\n`)),
     opts.stop ? () => { stopped = true; } : undefined,
+    { ...(opts.invariants ? { invariants: true } : {}), ...(opts.schedule !== undefined ? { schedule: opts.schedule } : {}) },
   );
   r.explain = opts.explain ?? 'none';
   r.vfioContainer = opts.vfioContainer;
@@ -62,6 +67,7 @@ export async function replayFile(file: string, opts: ReplayFileOptions = {}): Pr
       }
       opts.onProgress?.(Math.min(bytes, total), total);
     }
+    if (!stopped) r.finish();
     if (lineNo === 0) r.errors.push({ line: 1, path: '', message: 'empty trace: line 1 must be the header' });
     writer?.commit();
   } catch (e) {
@@ -70,12 +76,12 @@ export async function replayFile(file: string, opts: ReplayFileOptions = {}): Pr
   }
   const s = r.summary();
   return {
-    file, passed: s.divergences.length === 0 && s.errors.length === 0 && s.internal.length === 0,
-    lines: s.lines, events: s.events, divergences: s.divergences, errors: s.errors, internal: s.internal, warnings: s.warnings,
+    file, passed: s.divergences.length === 0 && s.errors.length === 0 && s.internal.length === 0 && s.violations.length === 0,
+    lines: s.lines, events: s.events, divergences: s.divergences, errors: s.errors, internal: s.internal, violations: s.violations, warnings: s.warnings,
     source: r.header.source, ioError: undefined, explanations: r.explanations,
   };
 }
 
 const failed = (file: string, ioError: string): TraceReport => ({
-  file, passed: false, lines: 0, events: 0, divergences: [], errors: [], internal: [], warnings: [], source: undefined, ioError, explanations: [],
+  file, passed: false, lines: 0, events: 0, divergences: [], errors: [], internal: [], violations: [], warnings: [], source: undefined, ioError, explanations: [],
 });

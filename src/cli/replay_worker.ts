@@ -2,6 +2,6 @@
 import { parentPort } from 'node:worker_threads';
 import { replayFile } from './replay_file.js';
 
-parentPort?.on('message', (m: { index: number; file: string; log?: string; stop?: boolean; explain?: 'none' | 'errors' | 'all'; vfioContainer?: 'iommufd' | 'type1' }) => {
-  void replayFile(m.file, { log: m.log, stop: m.stop, explain: m.explain, vfioContainer: m.vfioContainer }).then((report) => parentPort?.postMessage({ index: m.index, report }));
+parentPort?.on('message', (m: { index: number; file: string; log?: string; stop?: boolean; explain?: 'none' | 'errors' | 'all'; invariants?: boolean; vfioContainer?: 'iommufd' | 'type1' }) => {
+  void replayFile(m.file, { log: m.log, stop: m.stop, explain: m.explain, invariants: m.invariants, vfioContainer: m.vfioContainer }).then((report) => parentPort?.postMessage({ index: m.index, report }));
 });

@@ -208,6 +208,11 @@ export type DomainEvent =
   | MmEvent
   /** The outcome of one traced call, as the model decided it. */
   | { readonly type: 'CallCompleted'; readonly op: string; readonly ret: bigint | undefined; readonly errno: Errno | undefined; readonly why: string }
+  /**
+   * A check of the invariant library (projections/invariants.ts) failed after log entry `at` (the event, or the last
+   * event of the atomic step, that broke it); changes no state.
+   */
+  | { readonly type: 'InvariantViolated'; readonly name: string; readonly message: string; readonly rule: string; readonly at: number }
   /** Observed and predicted differ (trace-format "Replay verdict"); changes no state. */
   | { readonly type: 'Diverged'; readonly field: string; readonly observed: string; readonly predicted: string; readonly why: string };
 

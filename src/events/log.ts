@@ -18,7 +18,7 @@ const TYPES = new Set<string>([
   ...MM_EVENT_TYPES,
   'TraceStarted', 'FdInstalled', 'FdClosed', 'IommufdOpened', 'IommufdReleased', 'ObjectAllocated', 'ObjectFinalized',
   'ObjectAborted', 'ObjectDestroyed', 'ObjectRefTaken', 'ObjectRefDropped', 'AccountModeSet', 'IoasLargePagesSet', 'VfioIoasSet', 'VmaMapped', 'VmaUnmapped',
-  'MemfdCreated', 'MemfdResized', 'CallCompleted', 'Diverged', 'PagesCreated', 'PagesReleased', 'PagesRefTaken', 'PagesRefDropped', 'AreaFilled', 'AreaUnfilled', 'PagesPinned',
+  'MemfdCreated', 'MemfdResized', 'CallCompleted', 'Diverged', 'InvariantViolated', 'PagesCreated', 'PagesReleased', 'PagesRefTaken', 'PagesRefDropped', 'AreaFilled', 'AreaUnfilled', 'PagesPinned',
   'PagesUnpinned', 'AccountingCharged', 'AccountingUncharged', 'AreaReserved', 'AreaPublished', 'AreaSplit',
   'AreaUnpublished', 'AreaRemoved', 'AllowedIovasSet', 'ReservedAdded', 'ReservedRemoved', 'TestMemoryLimitSet', 'DomainAllocated', 'DomainFreed', 'DomainMapped', 'DomainUnmapped', 'DomainDirtyTrackingSet', 'DomainDirtied', 'DomainDirtyCleared', 'IotlbFilled', 'IotlbFlushed', 'DmaCompleted', 'IoPageFault',
   'IoptDomainAdded', 'IoptDomainRemoved', 'HwptInitialized', 'DeviceBound', 'CtxRefTaken', 'CtxRefDropped', 'VfioDeviceBound', 'VfioDeviceUnbound', 'VfioGroupContainerSet', 'VfioGroupContainerUnset', 'AccessInitialized', 'AccessAttached', 'AccessDetached',

@@ -400,6 +400,7 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'StaleDeviceMapping':
     case 'CallCompleted':
     case 'Diverged':
+    case 'InvariantViolated':
     case 'DmaCompleted':
     case 'IoPageFault':
       return s;

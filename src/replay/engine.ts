@@ -18,7 +18,8 @@ import { commandFor } from '../events/uapi.js';
 import { isVar, ok } from '../events/values.js';
 import { sys_read, sys_write } from '../machines/fault.js';
 import { sys_dma } from '../machines/dma.js';
-import { runToCompletion, type Done, type Kernel, type Outcome, type Step } from '../machines/ioctl.js';
+import { isDone, runToCompletion, type Done, type Kernel, type Operation, type Outcome, type Step } from '../machines/ioctl.js';
+import { InvariantMonitor, type InvariantViolation } from '../projections/invariants.js';
 import { iommufd_fops_ioctl, type IoctlInput } from '../machines/main.js';
 import { vfio_device_ioctl } from '../machines/vfio_device.js';
 import { vfio_group_ioctl } from '../machines/vfio_group.js';
@@ -48,12 +49,29 @@ export interface ReplaySummary {
   readonly errors: readonly TraceError[];
   /** Model bugs (an event the state could not take); never expected, always reported. */
   readonly internal: readonly TraceError[];
+  /** With `invariants`: each invariant broken (the first time), where. */
+  readonly violations: readonly InvariantBreak[];
   readonly warnings: readonly Warning[];
 }
 export interface Warning {
   readonly line: number;
   readonly kind: 'StaleDeviceMapping';
   readonly message: string;
+}
+
+/** A broken invariant: the trace line whose step broke it and the log entry it broke at. */
+export interface InvariantBreak extends InvariantViolation {
+  readonly line: number;
+  readonly n: number;
+}
+export interface ReplayOptions {
+  /** Check the invariant library after every atomic step (InvariantMonitor: O(what the step touched)). */
+  readonly invariants?: boolean;
+  /**
+   * Replay under an interleaving (`iotrail check`'s `.schedule.json`): the trace line of each atomic step, in order;
+   * a line's first entry starts its operation. Lines the schedule never names run to completion when read.
+   */
+  readonly schedule?: readonly number[];
 }
 export type LogSink = (e: LogEntry) => void;
 
@@ -73,6 +91,15 @@ export class Replayer implements Kernel {
   readonly divergences: Divergence[] = [];
   readonly errors: TraceError[] = [];
   readonly internal: TraceError[] = [];
+  readonly violations: InvariantBreak[] = [];
+  private readonly monitor: InvariantMonitor | undefined;
+  /** Operations started and not finished (more than one only under a schedule). */
+  private inFlight = 0;
+  private readonly scheduled: ReadonlySet<number>;
+  private schedPos = 0;
+  /** Scheduled lines read but not started yet, and started operations, by line. */
+  private readonly fed = new Map<number, TraceEvent>();
+  private readonly running = new Map<number, { ev: TraceEvent; op: Operation; out: unknown }>();
   /** StaleDeviceMapping hazards the model saw (warnings: the kernel behaves so, no divergence). */
   readonly warnings: Warning[] = [];
 
@@ -82,14 +109,20 @@ export class Replayer implements Kernel {
   /** `--vfio-container`: serve /dev/vfio/vfio by this backend whatever the header says. */
   vfioContainer: 'iommufd' | 'type1' | undefined = undefined;
 
-  constructor(private readonly sink: LogSink | undefined = undefined, private readonly onDivergence?: (d: Divergence) => void) {}
+  constructor(
+    private readonly sink: LogSink | undefined = undefined, private readonly onDivergence?: (d: Divergence) => void,
+    private readonly opts: ReplayOptions = {},
+  ) {
+    this.monitor = opts.invariants || opts.schedule !== undefined ? new InvariantMonitor(this.st) : undefined;
+    this.scheduled = new Set(opts.schedule ?? []);
+  }
 
   get eventCount(): number {
     return this.n;
   }
 
   summary(): ReplaySummary {
-    return { lines: this.lines, events: this.n, divergences: this.divergences, errors: this.errors, internal: this.internal, warnings: this.warnings };
+    return { lines: this.lines, events: this.n, divergences: this.divergences, errors: this.errors, internal: this.internal, violations: this.violations, warnings: this.warnings };
   }
 
   /** Feeds one line of the trace; `lineNo` is 1-based. Never throws for bad input. */
@@ -129,6 +162,11 @@ export class Replayer implements Kernel {
 
   /** Applies one decoded event. */
   apply(ev: TraceEvent): void {
+    if (this.scheduled.has(ev.line)) {
+      this.fed.set(ev.line, ev);
+      this.pump(false);
+      return;
+    }
     this.line = ev.line;
     this.tid = ev.tid;
     this.curOut = 'out' in ev ? ev.out : undefined;
@@ -139,7 +177,13 @@ export class Replayer implements Kernel {
         this.poison(ev);
         return;
       }
-      const d = runToCompletion(op, (events) => this.emit(events, ev.line, ev.tid));
+      this.inFlight++;
+      let d: Done;
+      try {
+        d = runToCompletion(op, (events) => this.emit(events, ev.line, ev.tid));
+      } finally {
+        this.inFlight--;
+      }
       this.emit(d.events, ev.line, ev.tid);
       this.judge(ev, d);
     } catch (e) {
@@ -149,13 +193,110 @@ export class Replayer implements Kernel {
     }
   }
 
+  /** Folds one atomic step's events, with the invariant checks around each and at the end of the step. */
   private emit(events: readonly DomainEvent[], line: number, tid: number): void {
-    const sink = this.sink;
+    this.fold(events, line, tid);
+    if (this.monitor !== undefined) this.broken(this.monitor.endStep(this.st, { quiescent: this.inFlight === 0 }), line, tid, this.n - 1);
+  }
+
+  /** Records broken invariants (each the first time only: the state stays broken) and logs InvariantViolated. */
+  private broken(vs: readonly InvariantViolation[], line: number, tid: number, at: number): void {
+    for (const v of vs) {
+      if (this.violations.some((x) => x.name === v.name)) continue;
+      this.violations.push({ ...v, line, n: at });
+      this.sink?.({ n: this.n, line, tid, ev: { type: 'InvariantViolated', name: v.name, message: v.message, rule: v.rule, at } });
+      this.n++;
+    }
+  }
+
+  /** Runs the schedule as far as the lines read so far allow; at the end (`final`), all of it and what is left. */
+  private pump(final: boolean): void {
+    const s = this.opts.schedule ?? [];
+    while (this.schedPos < s.length) {
+      const ln = s[this.schedPos]!;
+      const r = this.running.get(ln);
+      if (r !== undefined) {
+        this.schedPos++;
+        this.stepScheduled(ln, r);
+        continue;
+      }
+      const ev = this.fed.get(ln);
+      if (ev === undefined) {
+        if (!final && ln > this.lines) return; // not read yet
+        this.errors.push({ line: ln, path: '', message: `schedule step ${this.schedPos}: line ${ln} is not an operation of the trace, or has already completed` });
+        this.schedPos++;
+        continue;
+      }
+      this.fed.delete(ln);
+      this.schedPos++;
+      this.startScheduled(ev);
+    }
+    if (!final) return;
+    for (const ev of [...this.fed.values()].sort((a, b) => a.line - b.line)) this.startScheduled(ev);
+    this.fed.clear();
+    for (const ln of [...this.running.keys()].sort((a, b) => a - b)) {
+      const r = this.running.get(ln)!;
+      while (this.running.has(ln)) this.stepScheduled(ln, r);
+    }
+  }
+
+  private startScheduled(ev: TraceEvent): void {
+    this.line = ev.line;
+    this.tid = ev.tid;
+    this.curOut = 'out' in ev ? ev.out : undefined;
+    try {
+      const op = this.operation(ev);
+      if (op === undefined) return this.poison(ev);
+      if (isDone(op)) {
+        this.emit(op.events, ev.line, ev.tid);
+        return this.judge(ev, op);
+      }
+      const r = { ev, op, out: this.curOut };
+      this.running.set(ev.line, r);
+      this.inFlight++;
+      this.stepScheduled(ev.line, r);
+    } catch (e) {
+      this.internalError(ev, e);
+    }
+  }
+
+  private stepScheduled(ln: number, r: { ev: TraceEvent; op: Operation; out: unknown }): void {
+    const ev = r.ev;
+    this.line = ev.line;
+    this.tid = ev.tid;
+    this.curOut = r.out;
+    try {
+      const it = r.op.next();
+      if (!it.done) return this.emit(it.value, ev.line, ev.tid);
+      this.running.delete(ln);
+      this.inFlight--;
+      this.emit(it.value.events, ev.line, ev.tid);
+      this.judge(ev, it.value);
+    } catch (e) {
+      if (this.running.delete(ln)) this.inFlight--;
+      this.internalError(ev, e);
+    }
+  }
+
+  private internalError(ev: TraceEvent, e: unknown): void {
+    const where = e instanceof ProjectionError ? '' : ` (${(e as Error).stack?.split('\n')[1]?.trim() ?? 'no stack'})`;
+    this.internal.push({ line: ev.line, path: '', message: `internal model error: ${(e as Error).message}${where}` });
+  }
+
+  /** The end of the trace: under a schedule, its remaining steps and the operations still in flight. */
+  finish(): void {
+    if (this.opts.schedule !== undefined) this.pump(true);
+  }
+
+  private fold(events: readonly DomainEvent[], line: number, tid: number): void {
+    const sink = this.sink, m = this.monitor;
     for (let i = 0; i < events.length; i++) {
       const ev = events[i]!;
       if (sink !== undefined) sink({ n: this.n, line, tid, ev });
-      this.n++;
+      const at = this.n++;
+      if (m !== undefined) this.broken(m.before(this.st, ev), line, tid, at);
       evolve(this.st, ev);
+      if (m !== undefined) this.broken(m.after(this.st, ev), line, tid, at);
       if (ev.type === 'StaleDeviceMapping') this.warnings.push({ line, kind: ev.type, message: ev.why });
     }
   }
