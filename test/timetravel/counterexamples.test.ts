@@ -41,6 +41,28 @@ describe('bisect over check counterexamples', () => {
     expect(r.entry).toMatchObject({ line: f!.violation.line, event: { type: 'InvariantViolated', name: 'hwpt-list-set' } });
   });
 
+  it('finds where a seeded bug breaks an invariant in the hand-made example, and nothing without it', async () => {
+    const example = join('examples', 'timetravel', 'timetravel-stale-iotlb.jsonl');
+    let out = '';
+    vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => { out += String(c); return true; });
+    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    expect(await bisectMain([example, '--invariants', '--first-internal-error'])).toBe(1);
+    out = '';
+    expect(await bisectMain([example, '--mutant', 'unpin-before-flush', '--first-internal-error', '--json'])).toBe(0);
+    const r = JSON.parse(out) as { line: number; entry: { event: { type: string; name: string } } };
+    expect(r.line).toBe(8);
+    expect(r.entry.event).toMatchObject({ type: 'InvariantViolated', name: 'unpin-after-unmap' });
+  });
+
+  it('refuses to combine a replay under a schedule with a saved index or a model log', async () => {
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const sched = join(FIXTURES, 'hwpt-list-dup.schedule.json');
+    expect(await bisectMain([join(FIXTURES, 'hwpt-list-dup.jsonl'), '--schedule', sched, '--index', join(tmp, 'x.idx'), '--first-error'])).toBe(2);
+    expect(await bisectMain([join(FIXTURES, 'hwpt-list-dup.jsonl'), '--mutant', 'no-such-bug', '--first-error'])).toBe(2);
+    expect(await bisectMain([join(FIXTURES, 'hwpt-list-dup.jsonl'), '--schedule', join(tmp, 'missing.json'), '--first-error'])).toBe(2);
+  });
+
   const sidecars = readdirSync(FIXTURES).filter((x) => x.endsWith('.schedule.json')).sort();
   it.each(sidecars)('finds the first violated invariant of %s replayed under its schedule', (file) => {
     const s = JSON.parse(readFileSync(join(FIXTURES, file), 'utf8')) as { trace: string; schedule: number[]; mutants: string[]; violation: { name: string; line: number } };
