@@ -9,10 +9,11 @@ describe('the bundled examples', () => {
   const files = readdirSync(DIR).filter((f) => f.endsWith('.jsonl'));
   it('exist', () => expect(files.length).toBeGreaterThan(0));
   for (const f of files) {
-    it(`replay ${f} with no divergence`, async () => {
-      const r = await replayFile(join(DIR, f));
+    it(`replay ${f} with no divergence and no broken invariant`, async () => {
+      const r = await replayFile(join(DIR, f), { invariants: true });
       expect(r.divergences.map((d) => `line ${d.line}: ${d.field}: ${d.observed} vs ${d.predicted}: ${d.why}`)).toEqual([]);
       expect(r.errors).toEqual([]);
+      expect(r.violations).toEqual([]);
     });
   }
 });

@@ -6,6 +6,7 @@
  * given a scope look at the listed entities (and what they need around them) only, so a check run after every step
  * of a long replay costs O(what the step touched), not O(state).
  */
+import { isDeadPages } from '../hw/dmabuf.js';
 import type { Area, Iopt } from '../hw/io_pagetable.js';
 import type { IommufdCtx, KObject, State } from './state.js';
 
@@ -76,6 +77,10 @@ export interface Scope {
   readonly frames: IndexRange[];
   /** Accounting is a global total: any pin, unpin or charge sets this. */
   accounting: boolean;
+  /** dma-buf memfds revoked in the step. */
+  readonly revoked: Set<number>;
+  /** Contexts whose mmap cookies, cookie VMAs or objects changed. */
+  readonly cookieCtxs: Set<number>;
   /**
    * No operation is in flight: temporary references (a COPY's kref on its source pages, a reference an in-flight
    * ioctl took) must all be gone, so reference counts are compared for equality rather than as lower bounds.
@@ -85,6 +90,7 @@ export interface Scope {
 
 export const emptyScope = (all = false): Scope => ({
   all, areas: new Map(), ioas: new Set(), reserved: [], pages: new Map(), domains: new Map(), objects: new Set(), frames: [], accounting: all, quiescent: true,
+  revoked: new Set(), cookieCtxs: new Set(),
 });
 /** Everything, at a quiescent point unless told otherwise. */
 export const allScope = (quiescent = true): Scope => ({ ...emptyScope(true), quiescent });
@@ -169,6 +175,10 @@ export function scanIndexes(st: State): Indexes {
 export function isFilled(st: State, iopt: Iopt, a: Area): boolean {
   if (iopt.domains.length === 0) return false;
   if (a.published) return true;
+  // A revoked area has no PTEs left to tell, but keeps its domains_itree node (storage_domain) until the UNMAP step
+  // that unfills it, which also removes it.
+  const p = st.pages.get(a.pages);
+  if (p !== undefined && isDeadPages(st, p.memfd, p.id)) return true;
   const d = st.domains.get(iopt.domains[0]!);
   return d !== undefined && d.map.iterFirst(a.start, a.start) !== undefined;
 }

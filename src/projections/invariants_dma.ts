@@ -15,6 +15,7 @@ import type { Area } from '../hw/io_pagetable.js';
 import {
   allIoas, hex, ioasByKey, iovaLastOfIndex, iovaOfIndex, type1Domains, type Indexes, type InvariantViolation, type IoasRef, type Scope,
 } from './invariants_core.js';
+import { deadAreaMapped, isDeadArea } from './invariants_devmem.js';
 import { frameRuns, type AreaIndex } from './invariants_pins.js';
 import type { State } from './state.js';
 
@@ -51,6 +52,7 @@ function checkPtes(st: State, d: HwDomain, owner: IoasRef | undefined, from: big
         return;
       }
       const a: Area = an.value;
+      if (isDeadArea(st, a)) return deadAreaMapped(d, owner, a, out);
       const u = x, w = a.last < end ? a.last : end;
       const p = st.pages.get(a.pages);
       if (p === undefined) {
