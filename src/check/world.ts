@@ -188,9 +188,10 @@ export class IommufdWorld implements World<Cmd> {
    * - a close that could release an iommufd context waits while another thread's ioctl runs on it (the ioctl's
    *   `fdget` keeps the file, so the release would come after it): deciding a release over a half-built area is
    *   meaningless, the kernel never does it;
-   * - IOMMU_DESTROY of an IOAS another thread's ioctl holds a short-term reference on waits (the kernel answers
-   *   EBUSY; the model, which has no short-term references, would destroy it under the ioctl). Decided up front
-   *   because the destroy may be a multi-step operation (mutant `destroy-unlocked-ref`).
+   * - a multi-step IOMMU_DESTROY (mutant `destroy-unlocked-ref`) waits, once its first step is computed, while
+   *   another operation holds domains_rwsem: its later steps may detach a domain or an access.
+   * (IOMMU_DESTROY of an IOAS another thread's ioctl holds is the model's to answer: EBUSY, the ioctl's short-term
+   * `users` reference, machines/ioctl.ts `holding`.)
    */
   refusesEarly(self: IommufdOp): boolean {
     const i = self.info;
@@ -200,13 +201,8 @@ export class IommufdWorld implements World<Cmd> {
       if ((this.st.ctxs.get(i.ctx)?.fileRefs ?? 0) > 1) return false;
       for (const o of this.inflight) if (o !== self && o.info.ctx === i.ctx) return true;
     }
-    if (i.kind === 'destroy' && i.target !== undefined) {
-      const k = key(i.ctx, i.target);
-      for (const o of this.inflight) if (o !== self && o.held().ioas.includes(k)) return true;
-      // A multi-step destroy cannot be refused once its step is computed: its later steps (which may detach a domain
-      // or an access, a domains_rwsem write) wait while any other operation holds domains_rwsem.
-      if (self.started) for (const o of this.inflight) if (o !== self && o.held().domainsRead !== undefined) return true;
-    }
+    if (i.kind === 'destroy' && i.target !== undefined && self.started)
+      for (const o of this.inflight) if (o !== self && o.held().domainsRead !== undefined) return true;
     return false;
   }
 

@@ -19,7 +19,7 @@ import { mmDraft } from '../hw/mm.js';
 import { MOCK_FLAGS_ACCESS_SYZ, syzConvIova } from './selftest_access.js';
 import { accountModeFor, iopt_alloc_user_pages, iopt_disable_large_pages, readIopt } from './vfio_compat_iopt.js';
 import { ioptAlignment } from '../hw/iopt_domains.js';
-import { copyToUser, fail, isNullPtr, respond, structToBytes, succeed, u32, u64, unmodelled, userArray, type Arg, type Call, type Handler, type Operation, type Step } from './ioctl.js';
+import { copyToUser, fail, holding, isNullPtr, respond, structToBytes, succeed, u32, u64, unmodelled, userArray, type Arg, type Call, type Handler, type Operation, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
@@ -153,7 +153,7 @@ function iommufd_ioas_map(c: Call, a: Arg): Step {
   if (g.err) return g.err;
   const slice = iopt_alloc_user_pages(c, uptr, length, (u32(a, 'flags') & MAP_WRITEABLE) !== 0);
   if (isFailure(slice)) return fail(slice.errno, slice.why);
-  return mapCommon(c, a, id, slice, fn);
+  return holding(c.ctx.id, id, mapCommon(c, a, id, slice, fn));
 }
 
 /** `iommufd_ioas_map_file` → `iopt_map_file_pages` (memfds, and the selftest's dma-bufs as uncharged memfd pages). */
@@ -182,7 +182,7 @@ function iommufd_ioas_map_file(c: Call, a: Arg): Step {
   const npages = Number((start % page + length + page - 1n) / page);
   const pages = newPages(c.k.st.nextPages, 'file', 0n, f.memfd, down, npages, (u32(a, 'flags') & MAP_WRITEABLE) !== 0, f.kind === 'dmabuf' ? 0 : accountModeFor(c));
   const created = { type: 'PagesCreated' as const, pages: pages.id, kind: pages.kind, uptr: 0n, memfd: f.memfd, fileStart: down, npages, writable: pages.writable, accountMode: pages.accountMode };
-  return mapCommon(c, a, id, { pages, created, startByte: start - down, length }, fn);
+  return holding(c.ctx.id, id, mapCommon(c, a, id, { pages, created, startByte: start - down, length }, fn));
 }
 
 /**
@@ -219,6 +219,13 @@ function* iommufd_ioas_copy(c: Call, a: Arg): Operation {
   const dst = u32(a, 'dst_ioas_id');
   const gd = getIoas(c, dst, fn);
   if (gd.err) return { ...gd.err, events: drop() };
+  return yield* holding(c.ctx.id, dst, copyInto(c, a, dst, flags, src, length, list, drop));
+}
+
+/** The rest of `iommufd_ioas_copy`, holding the destination: map the source's pages there. */
+function* copyInto(c: Call, a: Arg, dst: number, flags: number, src: number, length: bigint, list: readonly PagesSlice[],
+  drop: (dropped?: Map<number, number>) => DomainEvent[]): Operation {
+  const fn = 'iommufd_ioas_copy';
   const fixed = (flags & MAP_FIXED_IOVA) !== 0 ? u64(a, 'dst_iova') : undefined;
   const r = yield* iopt_map_pages(() => readIopt(c, dst), c.k.header, { ctx: c.ctx.id, ioas: dst }, list, length, fixed, protOf(flags), c.k.line);
   if (isFailure(r)) {
@@ -234,11 +241,15 @@ function* iommufd_ioas_copy(c: Call, a: Arg): Operation {
 }
 
 /** `iommufd_ioas_unmap`: unmap-all for (0, U64_MAX), else the range; 0 bytes unmapped is ENOENT. */
-function* iommufd_ioas_unmap(c: Call, a: Arg): Operation {
-  const fn = 'ioas.c iommufd_ioas_unmap';
+function iommufd_ioas_unmap(c: Call, a: Arg): Step {
   const id = u32(a, 'ioas_id');
   const g = getIoas(c, id, 'iommufd_ioas_unmap');
   if (g.err) return g.err;
+  return holding(c.ctx.id, id, unmapHeld(c, a, id));
+}
+
+function* unmapHeld(c: Call, a: Arg, id: number): Operation {
+  const fn = 'ioas.c iommufd_ioas_unmap';
   const iova = u64(a, 'iova'), length = u64(a, 'length');
   const where = { ctx: c.ctx.id, ioas: id };
   let start = 0n, last = U64_MAX;

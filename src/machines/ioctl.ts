@@ -148,6 +148,24 @@ export function runToCompletion(s: Step, apply: (events: readonly DomainEvent[])
   return r.value;
 }
 
+/**
+ * `iommufd_get_object` … `iommufd_put_object` around the steps of an operation (main.c `iommufd_lock_obj`): the
+ * object an ioctl looked up keeps a `users` reference until the ioctl returns, so IOMMU_DESTROY of it from another
+ * thread meanwhile is EBUSY (`iommufd_object_remove`: users != 1) rather than freeing it under the ioctl. Taken with
+ * the operation's first step and dropped with its last; an operation that completes in one atomic step holds it
+ * where nobody can see it, so it emits nothing.
+ */
+export function* holding(ctx: number, id: number, op: Operation): Operation {
+  const first = op.next();
+  if (first.done) return first.value;
+  yield [{ type: 'ObjectRefTaken', ctx, id, by: 0 }, ...first.value];
+  for (;;) {
+    const n = op.next();
+    if (n.done) return { ...n.value, events: [...n.value.events, { type: 'ObjectRefDropped', ctx, id, by: 0 }] };
+    yield n.value;
+  }
+}
+
 export interface Kernel {
   /** The live projected state; handlers read it, `evolve` alone writes it. */
   readonly st: State;

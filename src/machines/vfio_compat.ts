@@ -24,7 +24,7 @@ import { usableRanges, type Iopt } from '../hw/io_pagetable.js';
 import { iopt_map_pages, iopt_unmap_iova_range, isFailure, type Failure } from '../hw/iopt_ops.js';
 import { iopt_cut_iova } from '../hw/iopt_split.js';
 import { U64_MAX } from '../hw/u64.js';
-import { fail, respond, succeed, u32, u64, unmodelled, type Call, type Operation, type Step } from './ioctl.js';
+import { fail, holding, respond, succeed, u32, u64, unmodelled, type Call, type Operation, type Step } from './ioctl.js';
 import type { IoctlInput } from './main.js';
 import { getObject } from './objects.js';
 import { kernelAtLeast } from './version.js';
@@ -285,8 +285,10 @@ export function iommufd_vfio_ioctl(c: Call, cmd: number, input: IoctlInput): Ste
   if (cmd === CHECK_EXTENSION) return checkExtension(c, intArg(input));
   if (cmd === SET_IOMMU) return setIommu(c, intArg(input));
   if (cmd === GET_INFO) return getInfo(c, input);
-  if (cmd === MAP_DMA) return mapDma(c, input);
-  if (cmd === UNMAP_DMA) return unmapDma(c, input);
+  // get_compat_ioas looks ctx->vfio_ioas up in the call's first step and holds it to the end (a compat IOAS that is
+  // missing fails that step, before anything is held).
+  if (cmd === MAP_DMA) return holding(c.ctx.id, c.ctx.vfioIoas, mapDma(c, input));
+  if (cmd === UNMAP_DMA) return holding(c.ctx.id, c.ctx.vfioIoas, unmapDma(c, input));
   return fail('ENOTTY', `vfio_compat.c iommufd_vfio_ioctl: 0x${cmd.toString(16)} is neither an iommufd nor a VFIO compat command (ENOIOCTLCMD)`);
 }
 

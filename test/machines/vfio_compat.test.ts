@@ -12,7 +12,7 @@ import { iommufd_fops_ioctl, type IoctlInput } from '../../src/machines/main.js'
 import { iommufd_vfio_compat_ioas_create, vfioInfoCapChain } from '../../src/machines/vfio_compat.js';
 import { evolve, initialState, type State } from '../../src/projections/state.js';
 import { DEFAULT_HEADER } from '../../src/replay/engine.js';
-import { given, ioasAllocated, ioctl, opened, type IoctlCall, type Ran } from '../support/given.js';
+import { given, ioasAllocated, ioctl, opened, type IoctlCall, type Ran, withoutShortTermHold } from '../support/given.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 const PAGE = 4096n;
@@ -98,7 +98,7 @@ function whenWired(batches: DomainEvent[][], call: IoctlCall, h: Partial<TraceHe
   };
   const done = runToCompletion(iommufd_fops_ioctl({ k, ctx: st.ctxs.get(1)! }, def.value, input), apply);
   apply(done.events);
-  return { events, done, state: st };
+  return { events: withoutShortTermHold(events), done, state: st };
 }
 
 const split = (area: number, last: bigint, lhs: number, rhs: number): DomainEvent =>

@@ -29,23 +29,23 @@ afterEach(() => vi.restoreAllMocks());
 describe('iotrail state', () => {
   it('prints the state after an entry or a trace line as tables, or as JSON', async () => {
     expect(await stateMain([EXAMPLE, '--line', '7'])).toBe(0);
-    expect(stdout).toMatch(/^state after entry #47 \(trace line 7 of 14\)/);
+    expect(stdout).toMatch(/^state after entry #51 \(trace line 7 of 14\)/);
     expect(stdout).toMatch(/1 +1 +1 +0x1000000 +0x1001fff/);
     stdout = '';
-    expect(await stateMain([EXAMPLE, '--at', '47', '--json'])).toBe(0);
+    expect(await stateMain([EXAMPLE, '--at', '51', '--json'])).toBe(0);
     const j = JSON.parse(stdout) as { at: number; line: number; state: { accounting: { pinnedVm: number } } };
-    expect(j).toMatchObject({ at: 47, line: 7, state: { accounting: { pinnedVm: 4 } } });
+    expect(j).toMatchObject({ at: 51, line: 7, state: { accounting: { pinnedVm: 4 } } });
   });
 
   it('prints one value by path, and exits 1 when nothing is there', async () => {
-    expect(await stateMain([EXAMPLE, '--at', '47', '--path', 'contexts[0].objects[id=4].kind'])).toBe(0);
+    expect(await stateMain([EXAMPLE, '--at', '51', '--path', 'contexts[0].objects[id=4].kind'])).toBe(0);
     expect(stdout).toContain('"HWPT_PAGING"');
-    expect(await stateMain([EXAMPLE, '--at', '47', '--path', 'contexts[0].objects[id=9]'])).toBe(1);
+    expect(await stateMain([EXAMPLE, '--at', '51', '--path', 'contexts[0].objects[id=9]'])).toBe(1);
   });
 
   it('says what is wrong with its arguments, with exit status 2', async () => {
     expect(await stateMain([EXAMPLE, '--at', '999'])).toBe(2);
-    expect(stderr).toMatch(/--at 999 is out of range: entries run from 0 to 86/);
+    expect(stderr).toMatch(/--at 999 is out of range: entries run from 0 to 92/);
     expect(await stateMain([])).toBe(2);
     expect(stderr).toContain('no trace given');
     expect(await stateMain([join(tmp, 'nope.jsonl')])).toBe(2);
@@ -87,7 +87,7 @@ describe('iotrail diff, history, blame, bisect', () => {
   it('history prints every entry that touched an IOVA, an object, a page, a domain', async () => {
     expect(await historyMain([EXAMPLE, '--iova', '0x1000000', '--ioas', '1'])).toBe(0);
     expect(stdout).toMatch(/^history of IOVA 0x1000000 of IOAS 1: 12 entries/);
-    expect(stdout).toContain('#29 line 6 [ioctl IOMMU_IOAS_MAP] AreaReserved ctx=1 ioas=1 area=1');
+    expect(stdout).toContain('#30 line 6 [ioctl IOMMU_IOAS_MAP] AreaReserved ctx=1 ioas=1 area=1');
     stdout = '';
     expect(await historyMain([EXAMPLE, '--object', '4', '--ctx', '1', '--json'])).toBe(0);
     const j = JSON.parse(stdout) as { entries: { event: { type: string } }[] };
@@ -102,34 +102,34 @@ describe('iotrail diff, history, blame, bisect', () => {
 
   it('blame names the entry that last changed a value', async () => {
     expect(await blameMain([EXAMPLE, '--path', 'contexts[0].objects[0].users', '--at', 'line:9'])).toBe(0);
-    expect(stdout).toMatch(/^contexts\[id=1\]\.objects\[id=1\]\.users at entry 57: 2\n  last changed by #15 line 5 \[ioctl IOMMU_TEST_CMD\] ObjectRefTaken ctx=1 id=1 by=4\n  before it: 1/);
+    expect(stdout).toMatch(/^contexts\[id=1\]\.objects\[id=1\]\.users at entry 63: 2\n  last changed by #62 line 9 \[ioctl IOMMU_IOAS_UNMAP\] ObjectRefDropped ctx=1 id=1 by=0\n  before it: 3/);
     stdout = '';
-    expect(await blameMain([EXAMPLE, '--path', 'accounting.pinnedVm', '--at', '50', '--fast', '--json'])).toBe(0);
-    expect(JSON.parse(stdout)).toMatchObject({ value: 4, entry: { n: 43, line: 7 }, before: 2, mode: 'bisect' });
-    expect(await blameMain([EXAMPLE, '--path', 'a[', '--at', '50'])).toBe(2);
+    expect(await blameMain([EXAMPLE, '--path', 'accounting.pinnedVm', '--at', '55', '--fast', '--json'])).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ value: 4, entry: { n: 46, line: 7 }, before: 2, mode: 'bisect' });
+    expect(await blameMain([EXAMPLE, '--path', 'a[', '--at', '55'])).toBe(2);
   });
 
   it('bisect finds the first divergence of the hand-made example, on line 10', async () => {
     expect(await bisectMain([EXAMPLE, '--first-divergence'])).toBe(0);
-    expect(stdout).toMatch(/^first divergence: entry 59 \(line 10: ret: observed 0, predicted ENOENT/);
+    expect(stdout).toMatch(/^first divergence: entry 65 \(line 10: ret: observed 0, predicted ENOENT/);
     stdout = '';
     expect(await bisectMain([EXAMPLE, '--first-error', '--json'])).toBe(0);
-    expect(JSON.parse(stdout)).toMatchObject({ found: true, n: 59, line: 10 });
+    expect(JSON.parse(stdout)).toMatchObject({ found: true, n: 65, line: 10 });
     expect(await bisectMain([EXAMPLE, '--first-internal-error'])).toBe(1);
     stdout = '';
     expect(await bisectMain([EXAMPLE, '--iova-unmapped', '0x1000000', '--ioas', '1'])).toBe(0);
-    expect(stdout).toMatch(/^first IOVA 0x1000000 of IOAS 1 unmapped: entry 49 \(line 9\)/);
+    expect(stdout).toMatch(/^first IOVA 0x1000000 of IOAS 1 unmapped: entry 54 \(line 9\)/);
     stdout = '';
     // Object 4 is gone at the end: a binary search over the whole log does not find it finalized…
     expect(await bisectMain([EXAMPLE, '--path', 'contexts[0].objects[id=4].life', '--equals', 'finalized'])).toBe(1);
-    expect(stdout).toMatch(/does not hold at entry 86/);
+    expect(stdout).toMatch(/does not hold at entry 92/);
     stdout = '';
     // …up to line 11 it does.
     expect(await bisectMain([EXAMPLE, '--path', 'contexts[0].objects[id=4].life', '--equals', 'finalized', '--to', 'line:11'])).toBe(0);
     expect(stdout).toMatch(/entry 24 \(line 5\)/);
     stdout = '';
     expect(await bisectMain([EXAMPLE, '--expr', 'len(domains[id=1].map) == 2', '--linear'])).toBe(0);
-    expect(stdout).toMatch(/entry 45 \(line 7\)/);
+    expect(stdout).toMatch(/entry 48 \(line 7\)/);
     expect(await bisectMain([EXAMPLE])).toBe(2);
     expect(await bisectMain([EXAMPLE, '--expr', 'a =='])).toBe(2);
   });
@@ -137,8 +137,8 @@ describe('iotrail diff, history, blame, bisect', () => {
 
 describe('iotrail debug', () => {
   it('runs -e commands without a prompt', async () => {
-    expect(await debugMain([EXAMPLE, '-e', 'goto 29', '-e', 'areas', '-e', 'quit', '-e', 'print'])).toBe(0);
-    expect(stdout).toMatch(/^at #29 of 86, trace line 6 of 14 \[ioctl IOMMU_IOAS_MAP\]/);
+    expect(await debugMain([EXAMPLE, '-e', 'goto 30', '-e', 'areas', '-e', 'quit', '-e', 'print'])).toBe(0);
+    expect(stdout).toMatch(/^at #30 of 92, trace line 6 of 14 \[ioctl IOMMU_IOAS_MAP\]/);
     expect(stdout).toMatch(/1 +1 +1 +0x1000000 +0x1001fff +1 +0-1 +3 +no/);
     expect(stdout).not.toContain('objects ('); // nothing after quit
   });
@@ -159,7 +159,7 @@ describe('iotrail export', () => {
     const lives = ev.filter((e) => e.ph === 'X' && e.pid === 2);
     expect(lives.map((e) => e.name).sort()).toEqual(['DEVICE 3', 'HWPT_PAGING 4', 'IOAS 1', 'SELFTEST 2']);
     expect(lives.find((e) => e.name === 'IOAS 1')).toMatchObject({ ts: 6, args: { end: 'destroyed', endLine: 13 } });
-    expect(ev.filter((e) => e.name === 'DIVERGENCE')).toEqual([expect.objectContaining({ ph: 'i', ts: 59, args: expect.objectContaining({ line: 10 }) })]);
+    expect(ev.filter((e) => e.name === 'DIVERGENCE')).toEqual([expect.objectContaining({ ph: 'i', ts: 65, args: expect.objectContaining({ line: 10 }) })]);
     expect(ev.some((e) => e.ph === 'C' && e.name === 'pinned pages')).toBe(true);
     for (const e of ev) if (e.ph === 'X') expect(e.dur!).toBeGreaterThan(0);
   });
@@ -168,14 +168,14 @@ describe('iotrail export', () => {
     const ip = join(tmp, 'ex.ttindex'), lp = join(tmp, 'ex.log.jsonl');
     expect(await exportMain(['--index', EXAMPLE, '--out', ip])).toBe(0);
     expect(await exportMain(['--log', EXAMPLE, '--out', lp])).toBe(0);
-    expect(readFileSync(lp, 'utf8').trim().split('\n').map((l) => decodeEntry(l).ok)).toEqual(Array(87).fill(true));
+    expect(readFileSync(lp, 'utf8').trim().split('\n').map((l) => decodeEntry(l).ok)).toEqual(Array(93).fill(true));
     stdout = '';
     expect(await bisectMain([ip, '--first-divergence'])).toBe(0);
-    expect(stdout).toMatch(/^first divergence: entry 59 \(line 10/);
+    expect(stdout).toMatch(/^first divergence: entry 65 \(line 10/);
     expect(stdout).toContain('[ioctl IOMMU_IOAS_UNMAP]'); // the index found its trace for the labels
     stdout = '';
     expect(await bisectMain([lp, '--first-divergence'])).toBe(0);
-    expect(stdout).toMatch(/^first divergence: entry 59 \(line 10/);
+    expect(stdout).toMatch(/^first divergence: entry 65 \(line 10/);
   });
 });
 
@@ -183,7 +183,7 @@ describe('iotrail serve', () => {
   it('serves for a bounded time and stops by itself', async () => {
     const t0 = Date.now();
     expect(await serveMain([EXAMPLE, '--port', '0', '--for', '0.3'])).toBe(0);
-    expect(stdout).toMatch(/^iotrail serve: http:\/\/127\.0\.0\.1:\d+\/ \(87 log entries, 1 divergences and errors\)/);
+    expect(stdout).toMatch(/^iotrail serve: http:\/\/127\.0\.0\.1:\d+\/ \(93 log entries, 1 divergences and errors\)/);
     expect(Date.now() - t0).toBeLessThan(20_000);
     expect(await serveMain([EXAMPLE, '--port', '70000'])).toBe(2);
   });

@@ -25,18 +25,18 @@ describe('the debugger command interpreter', () => {
 
   it('starts at the initial state and moves with goto, step, back, next and prev', () => {
     expect(start.n).toBe(-1);
-    const { outputs, session } = script(start, 'goto 40', 'step', 'step 3', 'back 2', 'next', 'prev');
-    expect(outputs[0]).toMatch(/^at #40 of 86, trace line 7 of 14 \[ioctl IOMMU_IOAS_MAP\]/);
-    expect(outputs[1]).toMatch(/^at #41 /);
-    expect(outputs[2]).toMatch(/^at #44 /);
-    expect(outputs[3]).toMatch(/^at #42 /);
-    expect(outputs[4]).toMatch(/^at #47 .*trace line 7/); // the end of line 7
-    expect(outputs[5]).toMatch(/^at #37 .*trace line 6/); // the end of line 6
-    expect(session.n).toBe(37);
+    const { outputs, session } = script(start, 'goto 43', 'step', 'step 3', 'back 2', 'next', 'prev');
+    expect(outputs[0]).toMatch(/^at #43 of 92, trace line 7 of 14 \[ioctl IOMMU_IOAS_MAP\]/);
+    expect(outputs[1]).toMatch(/^at #44 /);
+    expect(outputs[2]).toMatch(/^at #47 /);
+    expect(outputs[3]).toMatch(/^at #45 /);
+    expect(outputs[4]).toMatch(/^at #51 .*trace line 7/); // the end of line 7
+    expect(outputs[5]).toMatch(/^at #39 .*trace line 6/); // the end of line 6
+    expect(session.n).toBe(39);
   });
 
   it('shows what the entry it lands on changed, and the note of its trace line', () => {
-    const { outputs } = script(start, 'goto 29');
+    const { outputs } = script(start, 'goto 30');
     expect(outputs[0]).toContain('AreaReserved');
     expect(outputs[0]).toContain('+ contexts[id=1].objects[id=1].ioas.areas[id=1]');
     expect(outputs[0]).toContain('note: two pages at IOVA 0x1000000');
@@ -44,8 +44,8 @@ describe('the debugger command interpreter', () => {
 
   it('goes to trace lines, the start and the end, and refuses positions that do not exist', () => {
     const { outputs, session } = script(start, 'line 9', 'goto end', 'goto start', 'goto 9999', 'goto line:99');
-    expect(outputs[0]).toMatch(/^at #57 .*trace line 9 /);
-    expect(outputs[1]).toMatch(/^at #86 /);
+    expect(outputs[0]).toMatch(/^at #63 .*trace line 9 /);
+    expect(outputs[1]).toMatch(/^at #92 /);
     expect(outputs[2]).toMatch(/^at the initial state/);
     expect(outputs[3]).toMatch(/^error: entry 9999 is out of range/);
     expect(outputs[4]).toMatch(/^error: line 99 is out of range/);
@@ -54,9 +54,9 @@ describe('the debugger command interpreter', () => {
 
   it('continues to the divergence and back, and lists the marks', () => {
     const { outputs, session } = script(start, 'continue', 'marks', 'rcontinue');
-    expect(outputs[0]).toMatch(/^at #59 .*trace line 10 /);
-    expect(outputs[0]).toContain('DIVERGENCE at #59 line 10: ret: observed 0, predicted ENOENT');
-    expect(outputs[1]).toMatch(/^=> DIVERGENCE at #59 line 10/);
+    expect(outputs[0]).toMatch(/^at #65 .*trace line 10 /);
+    expect(outputs[0]).toContain('DIVERGENCE at #65 line 10: ret: observed 0, predicted ENOENT');
+    expect(outputs[1]).toMatch(/^=> DIVERGENCE at #65 line 10/);
     expect(outputs[2]).toMatch(/no divergence or error behind: at the initial state/);
     expect(session.n).toBe(-1);
   });
@@ -83,9 +83,9 @@ describe('the debugger command interpreter', () => {
     expect(outputs[3]).toContain('HwptInitialized');
     expect(outputs[4]).toMatch(/history of IOVA 0x1004000 of IOAS 1/);
     expect(outputs[4]).toContain('area=2');
-    expect(outputs[5]).toMatch(/^accounting.pinnedVm = 2\n  last changed by #54 line 9 \[ioctl IOMMU_IOAS_UNMAP\] AccountingUncharged/);
-    expect(outputs[6]).toMatch(/^first divergence: entry 59/);
-    expect(session.n).toBe(59);
+    expect(outputs[5]).toMatch(/^accounting.pinnedVm = 2\n  last changed by #59 line 9 \[ioctl IOMMU_IOAS_UNMAP\] AccountingUncharged/);
+    expect(outputs[6]).toMatch(/^first divergence: entry 65/);
+    expect(session.n).toBe(65);
   });
 
   it('repeats the last command on an empty line, and explains mistakes without moving', () => {
@@ -138,12 +138,12 @@ describe('iotrail debug in a terminal', () => {
     };
     t('new-session', '-d', '-s', 'dbg', '-x', '200', '-y', '60', cmd);
     try {
-      await waitFor(/\(iotrail #-1\/86 L0\) $/m, 'the prompt');
-      expect(pane()).toContain('14 trace lines, 87 log entries, 1 divergence');
-      t('send-keys', '-t', 'dbg', 'goto 47', 'Enter');
-      await waitFor(/\(iotrail #47\/86 L7\) $/m, 'goto 47');
+      await waitFor(/\(iotrail #-1\/92 L0\) $/m, 'the prompt');
+      expect(pane()).toContain('14 trace lines, 93 log entries, 1 divergence');
+      t('send-keys', '-t', 'dbg', 'goto 51', 'Enter');
+      await waitFor(/\(iotrail #51\/92 L7\) $/m, 'goto 51');
       t('send-keys', '-t', 'dbg', 'pri', 'Tab');
-      await waitFor(/\(iotrail #47\/86 L7\) print$/m, 'completion of "pri"');
+      await waitFor(/\(iotrail #51\/92 L7\) print$/m, 'completion of "pri"');
       t('send-keys', '-t', 'dbg', ' contexts[0].ob', 'Tab');
       await waitFor(/print contexts\[0\]\.objects$/m, 'completion of a view path');
       t('send-keys', '-t', 'dbg', '[id=4].kind', 'Enter');
@@ -151,10 +151,10 @@ describe('iotrail debug in a terminal', () => {
       t('send-keys', '-t', 'dbg', 'objects', 'Enter');
       await waitFor(/1 +4 +HWPT_PAGING +finalized/, 'the objects table');
       t('send-keys', '-t', 'dbg', 'bisect first-divergence', 'Enter');
-      await waitFor(/\(iotrail #59\/86 L10\) $/m, 'bisect');
-      expect(pane()).toContain('first divergence: entry 59');
+      await waitFor(/\(iotrail #65\/92 L10\) $/m, 'bisect');
+      expect(pane()).toContain('first divergence: entry 65');
       t('send-keys', '-t', 'dbg', 'back', 'Enter');
-      await waitFor(/\(iotrail #58\/86 L10\) $/m, 'back');
+      await waitFor(/\(iotrail #64\/92 L10\) $/m, 'back');
       t('send-keys', '-t', 'dbg', 'quit', 'Enter');
       for (let i = 0; i < 100 && spawnSync(tmux, ['-L', sock, 'has-session', '-t', 'dbg']).status === 0; i++) await new Promise((r) => setTimeout(r, 50));
       expect(spawnSync(tmux, ['-L', sock, 'has-session', '-t', 'dbg']).status, 'the debugger should have exited on quit').not.toBe(0);

@@ -62,14 +62,14 @@ describe('iotrail serve', () => {
   it('binds 127.0.0.1 and serves the state at any entry as JSON', async () => {
     expect(served.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     const meta = await (await fetch(`${served.url}api/meta`)).json() as { count: number; marks: { n: number; line: number }[] };
-    expect(meta.count).toBe(87);
-    expect(meta.marks).toEqual([expect.objectContaining({ kind: 'divergence', n: 59, line: 10 })]);
-    const at = await (await fetch(`${served.url}api/at?n=47`)).json() as { view: unknown; entry: { line: number } };
-    expect(at.view).toEqual(idx.viewAt(47));
+    expect(meta.count).toBe(93);
+    expect(meta.marks).toEqual([expect.objectContaining({ kind: 'divergence', n: 65, line: 10 })]);
+    const at = await (await fetch(`${served.url}api/at?n=51`)).json() as { view: unknown; entry: { line: number } };
+    expect(at.view).toEqual(idx.viewAt(51));
     expect(at.entry.line).toBe(7);
-    const es = await (await fetch(`${served.url}api/entries?from=58&to=61`)).json() as { entries: { n: number; mark: string | null }[] };
-    expect(es.entries.map((e) => [e.n, e.mark])).toEqual([[58, null], [59, 'divergence'], [60, null]]);
-    expect((await fetch(`${served.url}api/at?n=87`)).status).toBe(400);
+    const es = await (await fetch(`${served.url}api/entries?from=64&to=67`)).json() as { entries: { n: number; mark: string | null }[] };
+    expect(es.entries.map((e) => [e.n, e.mark])).toEqual([[64, null], [65, 'divergence'], [66, null]]);
+    expect((await fetch(`${served.url}api/at?n=93`)).status).toBe(400);
     expect((await fetch(`${served.url}api/at?n=x`)).status).toBe(400);
   });
 
@@ -94,9 +94,9 @@ describe('iotrail serve', () => {
       expect(await page.locator('#pos').textContent()).toBe('initial state');
       expect(await page.locator('#marks .tick.divergence').count()).toBe(1);
 
-      await page.locator('#slider').fill('47');
-      await page.waitForSelector('body[data-loaded="47"]');
-      expect(await page.locator('#pos').textContent()).toBe('entry 47 of 86 · trace line 7 of 14');
+      await page.locator('#slider').fill('51');
+      await page.waitForSelector('body[data-loaded="51"]');
+      expect(await page.locator('#pos').textContent()).toBe('entry 51 of 92 · trace line 7 of 14');
       expect(await page.locator('#graph g.node').count()).toBe(4);
       expect(await page.locator('#graph g.node[data-life="finalized"]').count()).toBe(4);
       expect(await page.locator('#graph path.edge').count()).toBe(2); // HWPT 4 holds IOAS 1, DEVICE 3 holds HWPT 4
@@ -110,24 +110,24 @@ describe('iotrail serve', () => {
       const docs = join(process.cwd(), 'docs', 'serve.png');
       if (!existsSync(docs) || process.env.IOTRAIL_UPDATE_DOCS === '1') {
         // For the README: the second map going into the domain, with what it changed.
-        await page.locator('#slider').fill('45');
-        await page.waitForSelector('body[data-loaded="45"]');
+        await page.locator('#slider').fill('48');
+        await page.waitForSelector('body[data-loaded="48"]');
         await page.screenshot({ path: docs, fullPage: true });
-        await page.locator('#slider').fill('47');
-        await page.waitForSelector('body[data-loaded="47"]');
+        await page.locator('#slider').fill('51');
+        await page.waitForSelector('body[data-loaded="51"]');
       }
 
       await page.locator('#nextmark').click();
-      await page.waitForSelector('body[data-loaded="59"]');
+      await page.waitForSelector('body[data-loaded="65"]');
       expect(await page.locator('#entry .markbox.divergence').textContent()).toMatch(/^DIVERGENCE \(line 10\): ret: observed 0, predicted ENOENT/);
       expect(await page.locator('#events tr.current').getAttribute('class')).toContain('divergence');
       expect(await page.locator('#iova [data-ioas="1"] rect.area').count()).toBe(1);
 
       await page.locator('#slider').focus();
       await page.keyboard.press('ArrowLeft');
-      await page.waitForSelector('body[data-loaded="58"]');
+      await page.waitForSelector('body[data-loaded="64"]');
       await page.locator('#end').click();
-      await page.waitForSelector('body[data-loaded="86"]');
+      await page.waitForSelector('body[data-loaded="92"]');
       expect(await page.locator('#graph').textContent()).toContain('no iommufd context is open');
       expect(await page.locator('#lifecycles td.life-destroyed').count()).toBe(4);
       expect(errors).toEqual([]);
