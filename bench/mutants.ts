@@ -6,8 +6,15 @@
  * the model files is never found: its row says so.
  *
  *   node dist/bench/mutants.js [--time S] [--seed N] [--threads N] [--workers N] [--only NAME] [--out DIR] [--json]
+ *                              [--fixtures DIR]
+ *
+ * `--fixtures test/fixtures/mutants` also copies each mutant's counterexample there as `NAME.jsonl` and
+ * `NAME.schedule.json`: the suite replays them (test/check/fixtures.test.ts), so a regression in the checks shows.
  */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { writeFileAtomic } from '../src/cli/atomic.js';
 import { DEFAULTS } from '../src/check/explore.js';
 import { MUTANTS } from '../src/check/mutants.js';
 import { runCheck } from '../src/check/run.js';
@@ -33,7 +40,7 @@ async function main(): Promise<number> {
     args: process.argv.slice(2),
     options: {
       time: { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, workers: { type: 'string' },
-      only: { type: 'string', multiple: true }, out: { type: 'string' }, json: { type: 'boolean' },
+      only: { type: 'string', multiple: true }, out: { type: 'string' }, json: { type: 'boolean' }, fixtures: { type: 'string' },
     },
   });
   const time = o.time === undefined ? 60 : Number(o.time);
@@ -67,6 +74,7 @@ async function main(): Promise<number> {
       invariant: f?.violation.name, secondsToFailure: f?.secondsToFailure, choices: f?.choices, steps: f?.steps, lines: f?.lines,
       runs: r.runs, seconds: r.seconds, note,
     });
+    if (m !== undefined && f?.files !== undefined && o.fixtures !== undefined) saveFixture(f.files, o.fixtures, m.name);
     if (!o.json) process.stderr.write(`${rows[rows.length - 1]!.mutant}: ${f === undefined ? 'nothing' : f.violation.name} after ${r.runs} runs\n`);
   }
   if (o.json) {
@@ -86,6 +94,14 @@ async function main(): Promise<number> {
   const baselineBroken = rows[0]?.found === true;
   const missed = rows.filter((r) => r.mutant !== '(none)' && !r.found && !r.note.startsWith('pending')).length;
   return baselineBroken || missed > 0 ? 1 : 0;
+}
+
+/** Copies a counterexample under the mutant's name, its schedule naming the copied trace. */
+function saveFixture(files: { readonly trace: string; readonly schedule: string }, dir: string, name: string): void {
+  mkdirSync(dir, { recursive: true });
+  const sched = JSON.parse(readFileSync(files.schedule, 'utf8')) as Record<string, unknown>;
+  writeFileAtomic(join(dir, `${name}.jsonl`), readFileSync(files.trace, 'utf8'));
+  writeFileAtomic(join(dir, `${name}.schedule.json`), `${JSON.stringify({ ...sched, trace: `${name}.jsonl` }, null, 1)}\n`);
 }
 
 main().then((code) => { process.exitCode = code; }, (e: unknown) => { process.stderr.write(`bench:mutants: ${(e as Error).stack ?? String(e)}\n`); process.exitCode = 3; });

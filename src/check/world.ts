@@ -20,7 +20,7 @@ import type { TraceHeader } from '../events/header.js';
 import type { TraceEvent } from '../events/trace.js';
 import { isDone, type Done, type Kernel, type Operation, type Out, type OutValue } from '../machines/ioctl.js';
 import { InvariantMonitor, type InvariantViolation } from '../projections/invariants.js';
-import { R_EVOLVE, R_HANDLER } from '../projections/invariants.js';
+import { evolveRefused, handlerThrew } from '../projections/invariants.js';
 import { evolve, initialState, type State } from '../projections/state.js';
 import { BUFFERS, OUT_FIELDS, PAGE, resolveCmd, stdevVar, type Cmd, type OpInfo } from './commands.js';
 import { decodeHeaderLine, decodeLine, headerEvents, kernelFor, operationFor, outJson, type TraceLine } from './kernel.js';
@@ -88,7 +88,7 @@ class IommufdOp implements WorldOp {
         s = operationFor(this.k, this.ev, w.env);
       } catch (e) {
         w.commit(this);
-        w.fail({ name: 'handler-total', rule: R_HANDLER, message: `line ${this.line}: the handler threw: ${(e as Error).message}` }, this.line);
+        w.fail(handlerThrew(this.line, e), this.line);
         return 'done';
       }
       if (isDone(s)) {
@@ -107,7 +107,7 @@ class IommufdOp implements WorldOp {
     try {
       r = this.gen!.next();
     } catch (e) {
-      w.fail({ name: 'handler-total', rule: R_HANDLER, message: `line ${this.line}: the handler threw: ${(e as Error).message}` }, this.line);
+      w.fail(handlerThrew(this.line, e), this.line);
       return 'done';
     }
     if (r.done) {
@@ -254,7 +254,7 @@ export class IommufdWorld implements World<Cmd> {
         evolve(this.st, e);
       } catch (x) {
         m.reset();
-        return this.fail({ name: 'evolve-accepts', rule: R_EVOLVE, message: `line ${op.line}: ${e.type} ${describe(e)} was refused: ${(x as Error).message}` }, op.line);
+        return this.fail(evolveRefused(op.line, e, x), op.line);
       }
       const after = m.after(this.st, e);
       if (after.length > 0) return this.fail(after[0]!, op.line);
@@ -330,8 +330,4 @@ export function outcomeFields(j: TraceLine, d: Done): { ret?: unknown; errno?: s
     at[path[path.length - 1]!] = outJson(v);
   }
   return Object.keys(out).length > 0 ? { ret: outJson(o.ret), out } : { ret: outJson(o.ret) };
-}
-
-function describe(e: DomainEvent): string {
-  return JSON.stringify(e, (_k, v: unknown) => (typeof v === 'bigint' ? hex(v) : v)).slice(0, 200);
 }

@@ -1,10 +1,10 @@
 /** `iotrail bisect TRACE PREDICATE [--linear] [--from N] [--to N] [--json]`: the first entry at which a predicate holds. */
 import { parse, parseEntry, PREDICATE_OPTIONS, PREDICATE_USAGE, predicateFrom, UsageError } from '../timetravel/args.js';
-import { jsonText, openAny, out, runCli } from '../timetravel/cli.js';
+import { jsonText, openAny, REPLAY_OPTIONS, REPLAY_OPTIONS_USAGE, replayOpenOptions, out, runCli } from '../timetravel/cli.js';
 import { describeEntry, describeMark } from '../timetravel/format.js';
 import { bisect } from '../timetravel/queries.js';
 
-export const BISECT_USAGE = `usage: iotrail bisect TRACE PREDICATE [--linear] [--from N] [--to N] [--json] [--index FILE]
+export const BISECT_USAGE = `usage: iotrail bisect TRACE PREDICATE [--linear] [--from N] [--to N] [--json] [--index FILE] [--invariants] [--schedule F] [--mutant M]...
 PREDICATE: ${PREDICATE_USAGE}
   --first-divergence        the first Diverged entry
   --first-internal-error    the first internal model error or InvariantViolated event
@@ -15,12 +15,13 @@ PREDICATE: ${PREDICATE_USAGE}
                             'len(contexts[0].objects) >= 3 && !exists(contexts[0].objects[id=2])', '$event.type == "Diverged"'
 Predicates over the state are found by binary search, which assumes that once the predicate holds it keeps
 holding (it returns an entry where it turns true, the first one if that assumption holds); --linear checks every
-entry in order instead (exact for any predicate, one state rebuild per entry). Exit status 0 found, 1 not found.`;
+entry in order instead (exact for any predicate, one state rebuild per entry). Exit status 0 found, 1 not found.
+${REPLAY_OPTIONS_USAGE}`;
 
 export async function bisectMain(argv: string[]): Promise<number> {
   return runCli('bisect', BISECT_USAGE, async () => {
     const { values: o, positionals } = parse(argv, {
-      ...PREDICATE_OPTIONS, linear: { type: 'boolean' }, from: { type: 'string' }, to: { type: 'string' }, json: { type: 'boolean' }, index: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      ...PREDICATE_OPTIONS, linear: { type: 'boolean' }, from: { type: 'string' }, to: { type: 'string' }, json: { type: 'boolean' }, index: { type: 'string' }, ...REPLAY_OPTIONS, help: { type: 'boolean', short: 'h' },
     });
     if (o.help) {
       out(BISECT_USAGE);
@@ -28,7 +29,7 @@ export async function bisectMain(argv: string[]): Promise<number> {
     }
     if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'no trace given' : `one trace, got ${positionals.length} arguments`);
     const pred = predicateFrom(o);
-    const idx = await openAny(positionals[0]!, { index: o.index as string | undefined });
+    const idx = await openAny(positionals[0]!, { index: o.index as string | undefined, ...replayOpenOptions(o) });
     const from = typeof o.from === 'string' ? parseEntry(idx, o.from, '--from') : undefined;
     const to = typeof o.to === 'string' ? parseEntry(idx, o.to, '--to') : undefined;
     const r = bisect(idx, pred, { mode: o.linear ? 'linear' : 'binary', from, to });

@@ -5,15 +5,16 @@
  */
 import { createInterface } from 'node:readline';
 import { parse, parseEntry, UsageError } from '../timetravel/args.js';
-import { openAny, out, runCli } from '../timetravel/cli.js';
+import { openAny, REPLAY_OPTIONS, REPLAY_OPTIONS_USAGE, replayOpenOptions, out, runCli } from '../timetravel/cli.js';
 import { complete, newSession, runCommand, where, type Session } from '../timetravel/debugger.js';
 
-export const DEBUG_USAGE = `usage: iotrail debug TRACE [--at N] [-e COMMAND]... [--index FILE]
+export const DEBUG_USAGE = `usage: iotrail debug TRACE [--at N] [-e COMMAND]... [--index FILE] [--invariants] [--schedule F] [--mutant M]...
   --at N        start at entry N (default: the initial state)
   -e COMMAND    run COMMAND (repeatable), print what it prints, and exit without a prompt
   --index FILE  use the time-travel index FILE for this trace (built and saved there if missing or stale)
 Without -e, commands are read from the terminal (with history and TAB completion of commands and view paths),
-or one per line from standard input when it is not a terminal. Type help for the commands.`;
+or one per line from standard input when it is not a terminal. Type help for the commands.
+${REPLAY_OPTIONS_USAGE}`;
 
 const prompt = (s: Session): string => {
   const line = s.n >= 0 ? s.idx.entry(s.n).line : 0;
@@ -23,14 +24,14 @@ const prompt = (s: Session): string => {
 export async function debugMain(argv: string[]): Promise<number> {
   return runCli('debug', DEBUG_USAGE, async () => {
     const { values: o, positionals } = parse(argv, {
-      at: { type: 'string' }, exec: { type: 'string', short: 'e', multiple: true }, index: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      at: { type: 'string' }, exec: { type: 'string', short: 'e', multiple: true }, index: { type: 'string' }, ...REPLAY_OPTIONS, help: { type: 'boolean', short: 'h' },
     });
     if (o.help) {
       out(DEBUG_USAGE);
       return 0;
     }
     if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'no trace given' : `one trace, got ${positionals.length} arguments`);
-    const idx = await openAny(positionals[0]!, { index: o.index as string | undefined });
+    const idx = await openAny(positionals[0]!, { index: o.index as string | undefined, ...replayOpenOptions(o) });
     let s = newSession(idx, typeof o.at === 'string' ? parseEntry(idx, o.at, '--at') : -1);
     const exec = (o.exec as string[] | undefined) ?? [];
     if (exec.length > 0) {

@@ -8,18 +8,19 @@ import { basename } from 'node:path';
 import { AtomicWriter } from './atomic.js';
 import { encodeEntry } from '../events/log.js';
 import { parse, UsageError } from '../timetravel/args.js';
-import { openAny, out, runCli } from '../timetravel/cli.js';
+import { openAny, REPLAY_OPTIONS, REPLAY_OPTIONS_USAGE, replayOpenOptions, out, runCli } from '../timetravel/cli.js';
 import type { TraceIndex } from '../timetravel/index.js';
 import { perfettoEvents } from '../timetravel/perfetto.js';
 import { INDEX_SUFFIX, looksLikeIndex, saveIndex } from '../timetravel/store.js';
 
-export const EXPORT_USAGE = `usage: iotrail export (--perfetto | --index | --log) TRACE [--out FILE] [--index-file FILE]
+export const EXPORT_USAGE = `usage: iotrail export (--perfetto | --index | --log) TRACE [--out FILE] [--index-file FILE] [--invariants] [--schedule F] [--mutant M]...
   --perfetto   Chrome trace-event JSON (open it in ui.perfetto.dev): a track per thread (a slice per trace line, the
                divergences and errors marked), a track per object (its lifetime, what touched it), a track per
                domain, counters of live objects and pinned pages; time is the log entry number (1 entry = 1 us)
   --index      the time-travel index (default FILE: TRACE${INDEX_SUFFIX}, beside the trace)
   --log        the model's event log, JSON Lines
-  --out FILE   where to write (default: TRACE.perfetto.json, TRACE${INDEX_SUFFIX}, TRACE.log.jsonl)`;
+  --out FILE   where to write (default: TRACE.perfetto.json, TRACE${INDEX_SUFFIX}, TRACE.log.jsonl)
+${REPLAY_OPTIONS_USAGE}`;
 
 /** Writes lines through an atomic writer: the file appears whole or not at all. */
 function writeAtomic(path: string, write: (w: (s: string) => void) => void): void {
@@ -49,7 +50,7 @@ export function writePerfetto(idx: TraceIndex, path: string, traceName: string):
 export async function exportMain(argv: string[]): Promise<number> {
   return runCli('export', EXPORT_USAGE, async () => {
     const { values: o, positionals } = parse(argv, {
-      perfetto: { type: 'boolean' }, index: { type: 'boolean' }, log: { type: 'boolean' }, out: { type: 'string' }, 'index-file': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      perfetto: { type: 'boolean' }, index: { type: 'boolean' }, log: { type: 'boolean' }, out: { type: 'string' }, 'index-file': { type: 'string' }, ...REPLAY_OPTIONS, help: { type: 'boolean', short: 'h' },
     });
     if (o.help) {
       out(EXPORT_USAGE);
@@ -61,7 +62,7 @@ export async function exportMain(argv: string[]): Promise<number> {
     const trace = positionals[0]!;
     const kind = kinds[0]!;
     const dest = typeof o.out === 'string' ? o.out : `${trace}${kind === 'perfetto' ? '.perfetto.json' : kind === 'index' ? INDEX_SUFFIX : '.log.jsonl'}`;
-    const idx = await openAny(trace, { index: o['index-file'] as string | undefined });
+    const idx = await openAny(trace, { index: o['index-file'] as string | undefined, ...replayOpenOptions(o) });
     if (kind === 'perfetto') {
       const n = writePerfetto(idx, dest, basename(trace));
       out(`wrote ${dest}: ${n} trace events (${idx.count} log entries; open it in https://ui.perfetto.dev)`);

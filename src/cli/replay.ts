@@ -13,8 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { formatTraceError } from '../events/trace.js';
 import { Progress } from './progress.js';
 import { replayFile, type TraceReport } from './replay_file.js';
-import { readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readScheduleFile } from './schedule_file.js';
 import { MUTANTS, setMutants } from '../check/mutants.js';
 
 export const REPLAY_USAGE = `usage: iotrail replay FILE|DIR... [--json] [--stop] [--log PATH] [--workers N] [--max-divergences N]
@@ -130,11 +129,10 @@ export async function replayMain(argv: string[]): Promise<number> {
   const mutants = [...(o.mutant ?? [])];
   if (o.schedule !== undefined) {
     try {
-      const f = JSON.parse(readFileSync(o.schedule, 'utf8')) as { schedule?: unknown; trace?: unknown; mutants?: unknown };
-      if (!Array.isArray(f.schedule) || !f.schedule.every((x) => Number.isSafeInteger(x))) throw new Error('no "schedule" array of line numbers');
-      schedule = f.schedule as number[];
-      if (Array.isArray(f.mutants)) for (const m of f.mutants) if (typeof m === 'string' && !mutants.includes(m)) mutants.push(m);
-      if (positionals.length === 0 && typeof f.trace === 'string') positionals.push(join(dirname(o.schedule), f.trace));
+      const f = readScheduleFile(o.schedule);
+      schedule = [...f.schedule];
+      for (const m of f.mutants) if (!mutants.includes(m)) mutants.push(m);
+      if (positionals.length === 0 && f.trace !== undefined) positionals.push(f.trace);
     } catch (e) {
       process.stderr.write(`iotrail replay: --schedule ${o.schedule}: ${(e as Error).message}\n`);
       return 2;

@@ -49,6 +49,18 @@ export const R_PREVENT = 'io_pagetable.c iopt_unmap_iova_range: area->prevent_ac
 export const R_EVOLVE = 'projections/state.ts evolve: every event a handler decides applies to the state it was decided on (decide and evolve agree; the kernel\'s WARN_ONs)';
 export const R_HANDLER = 'machines/*.ts: a handler answers every call it is given (an outcome, never an exception)';
 
+const hexJson = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v);
+
+/** The violation of `evolve-accepts`: the state refused `ev`, decided for trace line `line` (a model bug or a mutant). */
+export const evolveRefused = (line: number, ev: DomainEvent, e: unknown): InvariantViolation => ({
+  name: 'evolve-accepts', rule: R_EVOLVE,
+  message: `line ${line}: ${ev.type} ${JSON.stringify(ev, hexJson).slice(0, 200)} was refused: ${(e as Error).message}`,
+});
+/** The violation of `handler-total`: the handler of trace line `line` threw instead of answering. */
+export const handlerThrew = (line: number, e: unknown): InvariantViolation => ({
+  name: 'handler-total', rule: R_HANDLER, message: `line ${line}: the handler threw: ${(e as Error).message}`,
+});
+
 export const INVARIANTS: readonly InvariantDef[] = [
   { name: 'areas-disjoint', kind: 'state', rule: R_DISJOINT, doc: 'The areas of an IOAS are pairwise disjoint, and the by-id index names exactly the areas of the tree.' },
   { name: 'areas-outside-reserved', kind: 'state', rule: R_RESERVED, doc: 'No area intersects a reserved range (apertures, device regions, ADD_RESERVED).' },

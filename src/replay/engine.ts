@@ -19,7 +19,7 @@ import { isVar, ok } from '../events/values.js';
 import { sys_read, sys_write } from '../machines/fault.js';
 import { sys_dma } from '../machines/dma.js';
 import { isDone, runToCompletion, type Done, type Kernel, type Operation, type Outcome, type Step } from '../machines/ioctl.js';
-import { InvariantMonitor, type InvariantViolation } from '../projections/invariants.js';
+import { evolveRefused, handlerThrew, InvariantMonitor, type InvariantViolation } from '../projections/invariants.js';
 import { iommufd_fops_ioctl, type IoctlInput } from '../machines/main.js';
 import { vfio_device_ioctl } from '../machines/vfio_device.js';
 import { vfio_group_ioctl } from '../machines/vfio_group.js';
@@ -73,6 +73,9 @@ export interface ReplayOptions {
    */
   readonly schedule?: readonly number[];
 }
+/** An event the state refused, already reported as `evolve-accepts`: the operation stops there. */
+class Refused extends Error {}
+
 export type LogSink = (e: LogEntry) => void;
 
 export class Replayer implements Kernel {
@@ -187,9 +190,7 @@ export class Replayer implements Kernel {
       this.emit(d.events, ev.line, ev.tid);
       this.judge(ev, d);
     } catch (e) {
-      // A model bug (decide and evolve disagree, or a broken invariant): reported on its line, replay goes on.
-      const where = e instanceof ProjectionError ? '' : ` (${(e as Error).stack?.split('\n')[1]?.trim() ?? 'no stack'})`;
-      this.internal.push({ line: ev.line, path: '', message: `internal model error: ${(e as Error).message}${where}` });
+      this.internalError(ev, e);
     }
   }
 
@@ -278,7 +279,17 @@ export class Replayer implements Kernel {
     }
   }
 
+  /**
+   * A model bug (a handler threw, or decide and evolve disagree): reported on its line, replay goes on. Checking
+   * invariants, it is the violation `iotrail check` reports (`handler-total`, `evolve-accepts`), so a counterexample
+   * replays as what the checker found.
+   */
   private internalError(ev: TraceEvent, e: unknown): void {
+    if (e instanceof Refused) return;
+    if (this.monitor !== undefined) {
+      this.monitor.reset();
+      return this.broken([handlerThrew(ev.line, e)], ev.line, ev.tid, this.n - 1);
+    }
     const where = e instanceof ProjectionError ? '' : ` (${(e as Error).stack?.split('\n')[1]?.trim() ?? 'no stack'})`;
     this.internal.push({ line: ev.line, path: '', message: `internal model error: ${(e as Error).message}${where}` });
   }
@@ -295,7 +306,16 @@ export class Replayer implements Kernel {
       if (sink !== undefined) sink({ n: this.n, line, tid, ev });
       const at = this.n++;
       if (m !== undefined) this.broken(m.before(this.st, ev), line, tid, at);
-      evolve(this.st, ev);
+      if (m === undefined) evolve(this.st, ev);
+      else {
+        try {
+          evolve(this.st, ev);
+        } catch (e) {
+          m.reset();
+          this.broken([evolveRefused(line, ev, e)], line, tid, at);
+          throw new Refused();
+        }
+      }
       if (m !== undefined) this.broken(m.after(this.st, ev), line, tid, at);
       if (ev.type === 'StaleDeviceMapping') this.warnings.push({ line, kind: ev.type, message: ev.why });
     }

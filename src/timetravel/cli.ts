@@ -9,6 +9,9 @@ import { Progress } from '../cli/progress.js';
 import { indexEntries, type TraceIndex } from './index.js';
 import { loadIndex, looksLikeIndex, openIndex } from './store.js';
 import { UsageError } from './args.js';
+import { MUTANTS, setMutants } from '../check/mutants.js';
+import { readScheduleFile } from '../cli/schedule_file.js';
+import type { ReplayOptions } from '../replay/engine.js';
 
 export class InputError extends Error {}
 
@@ -33,14 +36,51 @@ export interface OpenOptions {
   readonly k?: number | undefined;
   /** Quiet: no progress bar, no notes on stderr. */
   readonly quiet?: boolean | undefined;
+  /** Replay the trace with invariant checks, or under a check counterexample's schedule (`replayOpenOptions`). */
+  readonly replay?: ReplayOptions | undefined;
+}
+
+/** The options every time-travel command takes to replay a trace as `iotrail replay` would with them. */
+export const REPLAY_OPTIONS = { invariants: { type: 'boolean' }, schedule: { type: 'string' }, mutant: { type: 'string', multiple: true } } as const;
+export const REPLAY_OPTIONS_USAGE = `  --invariants   replay with the invariant checks: a broken invariant is an InvariantViolated entry (bisect --first-internal-error)
+  --schedule F   replay under the interleaving of a check counterexample (F.schedule.json; implies --invariants, turns its mutants on)
+  --mutant M     turn a seeded bug on (iotrail check --list-mutants); repeatable`;
+
+/**
+ * What `--invariants`, `--schedule` and `--mutant` ask for: the replay options, with the mutants switched on (they
+ * are module state of the model). Nothing when none is given.
+ */
+export function replayOpenOptions(o: { invariants?: boolean | undefined; schedule?: string | undefined; mutant?: string[] | undefined }): { replay?: ReplayOptions } {
+  if (o.invariants !== true && o.schedule === undefined && (o.mutant ?? []).length === 0) return {};
+  let schedule: readonly number[] | undefined;
+  const mutants = [...(o.mutant ?? [])];
+  if (o.schedule !== undefined) {
+    try {
+      const f = readScheduleFile(o.schedule);
+      schedule = f.schedule;
+      for (const m of f.mutants) if (!mutants.includes(m)) mutants.push(m);
+    } catch (e) {
+      throw new InputError(`--schedule ${o.schedule}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+  }
+  const unknown = mutants.find((m) => !MUTANTS.some((x) => x.name === m));
+  if (unknown !== undefined) throw new UsageError(`unknown mutant ${JSON.stringify(unknown)} (iotrail check --list-mutants)`);
+  setMutants(mutants);
+  return { replay: { invariants: true, ...(schedule === undefined ? {} : { schedule }) } };
 }
 
 /** Opens a trace (replaying it), a saved index, or a model event log. */
 export async function openAny(path: string, opts: OpenOptions = {}): Promise<TraceIndex> {
   const progress = Progress.forStderr(opts.quiet === true);
   try {
-    if (await looksLikeIndex(path)) return await loadIndex(path);
+    const replaying = opts.replay !== undefined;
+    if (replaying && opts.index !== undefined) throw new UsageError('--index cannot be combined with --invariants, --schedule or --mutant (an index built so is not saved)');
+    if (await looksLikeIndex(path)) {
+      if (replaying) throw new UsageError(`${path} is a saved index: --invariants, --schedule and --mutant need the trace`);
+      return await loadIndex(path);
+    }
     if (await looksLikeLog(path)) {
+      if (replaying) throw new UsageError(`${path} is a model event log: --invariants, --schedule and --mutant need the trace`);
       const entries: LogEntry[] = [];
       let line = 0;
       for await (const batch of readLineBatches(path)) {
@@ -54,7 +94,7 @@ export async function openAny(path: string, opts: OpenOptions = {}): Promise<Tra
       }
       return indexEntries(entries, opts.k);
     }
-    const r = await openIndex(path, opts.index, { k: opts.k, onProgress: (b, t) => progress.update(`indexing ${path}`, b, t) });
+    const r = await openIndex(path, opts.index, { k: opts.k, replay: opts.replay, onProgress: (b, t) => progress.update(`indexing ${path}`, b, t) });
     progress.clear();
     if (r.how === 'rebuilt' && opts.quiet !== true) process.stderr.write(`iotrail: rebuilt the index (${r.why})\n`);
     return r.index;

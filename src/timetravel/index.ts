@@ -28,7 +28,7 @@ import { createHash } from 'node:crypto';
 import type { LogEntry } from '../events/domain.js';
 import { viewState } from '../projections/snapshot.js';
 import { cloneState, evolve, initialState, type State } from '../projections/state.js';
-import { Replayer } from '../replay/engine.js';
+import { Replayer, type ReplayOptions } from '../replay/engine.js';
 import { Dictionaries } from './codec.js';
 import { toJson, toJsonShared, type Json } from './json.js';
 
@@ -382,7 +382,8 @@ export class IndexBuilder {
   private maxLine = 0;
   private done = false;
 
-  constructor(readonly k = DEFAULT_K, readonly factor = WEIGHT_FACTOR) {
+  /** `replay`: replay with invariant checks, or under a check counterexample's schedule (the log then holds them). */
+  constructor(readonly k = DEFAULT_K, readonly factor = WEIGHT_FACTOR, replay: ReplayOptions = {}) {
     this.policy = new CheckpointPolicy(k, factor);
     const r: Replayer = new Replayer((e) => {
       // r.st is the state after e.n entries: the sink runs before the entry is folded in.
@@ -390,7 +391,7 @@ export class IndexBuilder {
       this.log.add(e);
       const type = e.ev.type as string;
       if (type === 'Diverged' || type === 'InvariantViolated') this.marks.push(markOf(e));
-    });
+    }, undefined, replay);
     this.r = r;
   }
 
@@ -399,9 +400,14 @@ export class IndexBuilder {
     if (this.done) throw new Error('the index is already built');
     if (this.headerLine === 0 && text.trim() !== '') this.headerLine = lineNo;
     this.maxLine = lineNo;
-    const { errors, internal } = this.r;
-    const e0 = errors.length, i0 = internal.length;
+    const e0 = this.r.errors.length, i0 = this.r.internal.length;
     this.r.feedLine(text, lineNo);
+    this.markErrors(e0, i0);
+  }
+
+  /** Marks the trace errors and internal model errors the replayer reported since it had `e0` and `i0`. */
+  private markErrors(e0: number, i0: number): void {
+    const { errors, internal } = this.r;
     if (errors.length !== e0 || internal.length !== i0) {
       for (let i = e0; i < errors.length; i++) {
         const t = errors[i]!;
@@ -417,6 +423,9 @@ export class IndexBuilder {
   /** Ends the trace. `trace` names what was replayed, so a saved index can be checked against it. */
   finish(trace: { size: number; sha256: string; chunks?: readonly (readonly [number, number])[] } | undefined = undefined, lineSource?: LineSource): TraceIndex {
     if (this.done) throw new Error('the index is already built');
+    const e0 = this.r.errors.length, i0 = this.r.internal.length;
+    this.r.finish(); // under a schedule: the steps still to run
+    this.markErrors(e0, i0);
     this.done = true;
     if (this.headerLine === 0) this.marks.push({ kind: 'trace-error', n: -1, line: 1, message: 'empty trace: line 1 must be the header' });
     const count = this.r.eventCount;

@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, fsyncSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
+import type { ReplayOptions } from '../replay/engine.js';
 import { Dictionaries } from './codec.js';
 import { BLOCK, DEFAULT_K, IndexBuilder, WEIGHT_FACTOR, rebuildCheckpoints, StaleIndexError, type IndexData, type LineSource, type Mark, type MarkKind, type TraceIndex } from './index.js';
 
@@ -238,6 +239,8 @@ export interface BuildOptions {
   readonly factor?: number | undefined;
   /** Called with the bytes read so far (for progress bars). */
   readonly onProgress?: ((bytes: number, total: number) => void) | undefined;
+  /** Replay with invariant checks or under a schedule (such an index depends on them: it is not saved). */
+  readonly replay?: ReplayOptions | undefined;
 }
 
 /**
@@ -299,7 +302,7 @@ export class FileLineSource implements LineSource {
 /** Replays a trace file into an index, hashing it on the way. */
 export async function buildIndexFromFile(path: string, opts: BuildOptions = {}): Promise<TraceIndex> {
   const total = statSync(path).size;
-  const b = new IndexBuilder(opts.k ?? DEFAULT_K, opts.factor ?? WEIGHT_FACTOR);
+  const b = new IndexBuilder(opts.k ?? DEFAULT_K, opts.factor ?? WEIGHT_FACTOR, opts.replay);
   const h = createHash('sha256');
   const chunks: [number, number][] = [];
   let carry: Buffer = Buffer.alloc(0), carryAt = 0, lineNo = 0, size = 0;

@@ -25,6 +25,17 @@ beforeAll(() => {
 });
 
 describe('iotrail replay', () => {
+  it('replays a check counterexample under its schedule with its mutant and reports the broken invariant, exit 1', () => {
+    const sched = join(ROOT, 'test', 'fixtures', 'mutants', 'access-replace-stale.schedule.json');
+    const r = iotrail('replay', '--schedule', sched, '--log', join(dir, 'cx.log.jsonl'));
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/^FAIL .*access-replace-stale\.jsonl \(\d+ events, 1 invariant broken\)$/m);
+    expect(r.stdout).toMatch(/line \d+: invariant access-one-ioas broken \(log entry \d+\): .*\n {4}rule: /);
+    const log = readFileSync(join(dir, 'cx.log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; name?: string });
+    expect(log.filter((e) => e.type === 'InvariantViolated').map((e) => e.name)).toEqual(['access-one-ioas']);
+    expect(iotrail('replay', '--schedule', sched, '--mutant', 'no-such-bug').status).toBe(2);
+  });
+
   it('exits 0 and ends with "N passed, N failed" when every trace passes', () => {
     const r = iotrail('replay', join(CORE, 'iommufd.cmd_fail.jsonl'), join(CORE, 'iommufd.simple_close.jsonl'));
     expect(r.status).toBe(0);
