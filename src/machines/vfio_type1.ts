@@ -30,6 +30,7 @@
  * `vfio_change_dma_owner` never moves a charge.
  */
 import type { DomainEvent } from '../events/domain.js';
+import { isMutant } from '../check/mutants.js';
 import { COMMAND_BY_NAME } from '../events/uapi.js';
 import { IOMMU_READ, IOMMU_WRITE } from '../hw/io_pagetable.js';
 import { DIRTY_BITMAP_PAGES_MAX, UserBitmap } from '../hw/type1_dirty.js';
@@ -160,7 +161,9 @@ function mapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput): 
   if (((size | iova | vaddr) & (pg - 1n)) !== 0n) return fail('EINVAL', `${fn}: size ${hex(size)}, iova ${hex(iova)} or vaddr ${hex(vaddr)} is not aligned to the minimum IOMMU page ${hex(pg)}`);
   if (overflows) return fail('EINVAL', `${fn}: iova or vaddr + size - 1 wraps (kernel ${k.header.kernel ?? ''} predates the EOVERFLOW checks)`);
   const last = iova + size - 1n;
-  const hit = vfio_find_dma(i, iova, last);
+  // Mutant type1-top-wrap (S15): the pre-2025 exclusive end `iova + size` wraps to 0 for a range ending at 2^64 - 1,
+  // and vfio_find_dma's `start + size <= dma->iova` then always walks left: no overlap is ever found.
+  const hit = isMutant('type1-top-wrap') && last === U64_MAX ? undefined : vfio_find_dma(i, iova, last);
   if (vflag) {
     // vfio_dma_do_map, VADDR: the new VA of an invalidated dma; nothing is re-pinned, and the new VA is not checked
     // to hold the same pages. One process: vfio_change_dma_owner finds the same mm and moves no charge.
@@ -171,7 +174,8 @@ function mapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput): 
       [{ type: 'VfioDmaVaddrUpdated', container: c.id, iova, vaddr }]);
   }
   if (hit !== undefined) return fail('EEXIST', `${fn}: [${hex(iova)}, ${hex(last)}] overlaps the vfio_dma [${hex(hit.iova)}, ${hex(dmaLast(hit))}]`);
-  if (i.dmaAvail === 0) return fail('ENOSPC', `${fn}: dma_avail is 0 (${i.dmas.size} vfio_dma entries = dma_entry_limit ${i.dmaLimit})`);
+  // Mutant type1-no-dma-limit (S1, CVE-2019-3882): before 492855939bdb nothing bounded the number of vfio_dmas.
+  if (i.dmaAvail === 0 && !isMutant('type1-no-dma-limit')) return fail('ENOSPC', `${fn}: dma_avail is 0 (${i.dmas.size} vfio_dma entries = dma_entry_limit ${i.dmaLimit})`);
   if (i.iovaList.length > 0 && !i.iovaList.some((r) => r.start <= iova && last <= r.last))
     return fail('EINVAL', `${fn}: vfio_iommu_iova_dma_valid: [${hex(iova)}, ${hex(last)}] is not inside one valid IOVA range (${i.iovaList.map((r) => `[${hex(r.start)}, ${hex(r.last)}]`).join(', ')})`);
   if (i.domain === undefined) return unmodelled('MAP_DMA on a container without a hardware domain (emulated groups only)');
