@@ -26,11 +26,15 @@ export interface Played {
   readonly events: DomainEvent[];
 }
 
-export function play(h: Record<string, unknown>, lines: readonly object[]): Played {
+/** Replays `lines` after header `h`; `after(st, i)` runs once line `i` (0-based, after the header) is replayed. */
+export function play(h: Record<string, unknown>, lines: readonly object[], after?: (st: State, i: number) => void): Played {
   const events: DomainEvent[] = [];
   const r = new Replayer((e) => events.push(e.ev));
   r.feedLine(JSON.stringify(h), 1);
-  lines.forEach((l, i) => r.feedLine(JSON.stringify(l), i + 2));
+  lines.forEach((l, i) => {
+    r.feedLine(JSON.stringify(l), i + 2);
+    after?.(r.st, i);
+  });
   expect(r.errors).toEqual([]);
   expect(r.internal).toEqual([]);
   const outcomes = events.flatMap((e) => (e.type === 'CallCompleted' ? [e.errno ?? (e.why.startsWith('not modelled') ? `unmodelled: ${e.why}` : 'ok')] : []));
