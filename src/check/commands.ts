@@ -12,16 +12,12 @@ import fc from 'fast-check';
 import type { Area } from '../hw/io_pagetable.js';
 import { S_FINALIZED } from '../machines/lifecycle.js';
 import type { IommufdCtx, KObject, State } from '../projections/state.js';
+import { resolveT1, t1CmdArb, type T1Cmd } from './commands_type1.js';
 import { u64Json, type TraceLine } from './kernel.js';
 
-export const PAGE = 4096n;
-export const U64_MAX = (1n << 64n) - 1n;
+import { BUFFERS, PAGE, U64_MAX } from './buffers.js';
 
-/** The user buffers every run starts with (header `vmas`): MAP_SHARED|MAP_ANONYMOUS, read-write. */
-export const BUFFERS: readonly { readonly start: bigint; readonly pages: number }[] = [
-  { start: 0x7f0000000000n, pages: 64 },
-  { start: 0x7f0000210000n, pages: 48 },
-];
+export { BUFFERS, PAGE, U64_MAX };
 
 /** IOVAs worth trying: page 0, the mock aperture's edges, 4 GiB, the top of the address space. */
 export const IOVA_CONSTS: readonly bigint[] = [
@@ -63,7 +59,8 @@ export type Cmd =
   | { readonly op: 'munmap'; readonly buf: number; readonly off: number; readonly pages: number }
   | { readonly op: 'mmap'; readonly buf: number }
   | { readonly op: 'madvise'; readonly buf: number; readonly off: number }
-  | { readonly op: 'dma'; readonly dev: number; readonly iova: IovaPick; readonly chunks: number; readonly write: boolean };
+  | { readonly op: 'dma'; readonly dev: number; readonly iova: IovaPick; readonly chunks: number; readonly write: boolean }
+  | T1Cmd;
 
 export type CmdOp = Cmd['op'];
 
@@ -118,6 +115,7 @@ export const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant('mmap' as const), buf: fc.nat({ max: BUFFERS.length - 1 }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('madvise' as const), buf: fc.nat({ max: BUFFERS.length - 1 }), off: fc.nat({ max: 40 }) }) },
   { weight: 5, arbitrary: fc.record({ op: fc.constant('dma' as const), dev: sel, iova: iovaPick, chunks: fc.integer({ min: 1, max: 8 }), write: fc.boolean() }) },
+  { weight: 20, arbitrary: t1CmdArb },
 );
 
 /** Bytes per `chunks` unit of a DMA (a quarter of the mock IOMMU page, so DMAs straddle IOMMU pages). */
@@ -286,6 +284,10 @@ export function resolveCmd(st: State, cmd: Cmd): Resolved | undefined {
         info: info(cmd.op, undefined),
       };
     }
+    case 't1_setup': case 't1_map': case 't1_unmap': case 't1_vaddr': case 't1_dirty': case 't1_unset': case 't1_close': {
+      const r = resolveT1(st, cmd);
+      return r === undefined ? undefined : { json: r.json, info: info(r.kind, undefined) };
+    }
     default:
       break;
   }
@@ -397,4 +399,5 @@ export const OUT_FIELDS: Readonly<Record<string, readonly (readonly string[])[]>
   IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE: [['mock_domain_replace', 'pt_id']],
   IOMMU_TEST_OP_CREATE_ACCESS: [['create_access', 'out_access_fd']],
   IOMMU_TEST_OP_ACCESS_PAGES: [['access_pages', 'out_access_pages_id']],
+  VFIO_IOMMU_UNMAP_DMA: [['size']],
 };

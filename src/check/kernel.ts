@@ -13,6 +13,8 @@ import { fail, type Kernel, type Out, type OutValue, type Step } from '../machin
 import { iommufd_fops_ioctl, type IoctlInput } from '../machines/main.js';
 import * as sys from '../machines/process.js';
 import { vfio_device_ioctl } from '../machines/vfio_device.js';
+import { vfio_group_ioctl } from '../machines/vfio_group.js';
+import { vfio_container_ioctl } from '../machines/vfio_type1.js';
 import { sys_dma } from '../machines/dma.js';
 import type { State } from '../projections/state.js';
 
@@ -76,7 +78,7 @@ export function operationFor(k: Kernel, ev: TraceEvent, env: ReadonlyMap<string,
       const fd = Number(int(ev.fd));
       const f = st.fds.get(fd);
       if (f === undefined) return fail('EBADF', `ioctl: fd ${fd} is not open`);
-      if (f.kind !== 'iommufd' && f.kind !== 'vfio_device') return fail('ENOTTY', `ioctl: fd ${fd} has no ioctls`);
+      if (f.kind !== 'iommufd' && f.kind !== 'vfio_device' && f.kind !== 'vfio_group' && f.kind !== 'vfio_container') return fail('ENOTTY', `ioctl: fd ${fd} has no ioctls`);
       let input: IoctlInput;
       const arg = ev.arg;
       switch (arg.k) {
@@ -92,6 +94,8 @@ export function operationFor(k: Kernel, ev: TraceEvent, env: ReadonlyMap<string,
         }
       }
       if (f.kind === 'vfio_device') return vfio_device_ioctl(k, fd, f.path, ev.cmd.value, input);
+      if (f.kind === 'vfio_group') return vfio_group_ioctl(k, f.group, ev.cmd.value, input, undefined);
+      if (f.kind === 'vfio_container') return vfio_container_ioctl(k, f.container, ev.cmd.value, input);
       return iommufd_fops_ioctl({ k, ctx: st.ctxs.get(f.ctx)! }, ev.cmd.value, input);
     }
     default:

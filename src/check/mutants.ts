@@ -78,6 +78,39 @@ export const MUTANTS: readonly MutantDef[] = [
     file: 'src/machines/device.ts',
     anchor: 'attachPt: after `const ev = attachEvents(st, ctx, idev, pasid, { id: pt.id, hwpt: pt.hwpt! }, …)`',
   },
+  {
+    name: 'type1-zero-page-pin',
+    bug: 'S9 (linux@873aefb376bb "vfio/type1: Unpin zero pages", v6.0; vfio-type1-spec.md §7)',
+    description: 'a read-only MAP_DMA of untouched private anonymous memory pins the shared zero page, which is_invalid_reserved_pfn calls reserved: type1 maps it but never charges it nor unpins it at unmap (the pin leaks)',
+    caughtBy: ['pin-conservation'],
+    file: 'src/hw/type1_pins.ts',
+    anchor: 'vfio_pin_map_dma: `if (isMutant(\'type1-zero-page-pin\') && !write)` after the DomainMapped loop (the runs: mutant_ops.ts zeroPagePinRuns)',
+  },
+  {
+    name: 'type1-no-dma-limit',
+    bug: 'S1 (CVE-2019-3882, linux@492855939bdb, v5.1; vfio-type1-spec.md §7)',
+    description: 'MAP_DMA has no dma_entry_limit: a process creates vfio_dmas without bound (kernel memory exhaustion); with the checker\'s dma_entry_limit of 4 the fifth MAP succeeds',
+    caughtBy: ['type1-dma-limit'],
+    file: 'src/machines/vfio_type1.ts',
+    anchor: 'mapDma: `if (i.dmaAvail === 0 && !isMutant(\'type1-no-dma-limit\'))`',
+  },
+  {
+    name: 'type1-top-wrap',
+    bug: 'S15 (the 2025 type1 overflow series, Fixes 73fa0d10d077; vfio-type1-spec.md §7, §8)',
+    description: 'vfio_find_dma uses the exclusive end iova + size, which wraps to 0 for a range ending at 2^64 - 1: MAP_DMA there finds no overlap, and a second mapping over a live one is linked into the rb-tree',
+    caughtBy: ['evolve-accepts'],
+    file: 'src/machines/vfio_type1.ts',
+    anchor: 'mapDma: `const hit = isMutant(\'type1-top-wrap\') && last === U64_MAX ? undefined : vfio_find_dma(…)`',
+  },
+  {
+    name: 'type1-exec-locked-vm',
+    bug: 'S6 (linux@046eca5018f8, 18e292705ba2, 90fdd158a695; Fixes c3cbab24db38; v6.2; vfio-type1-spec.md §7)',
+    description: 'MAP, UNMAP(VADDR), exec, MAP(VADDR), UNMAP: the un-charge goes to the new mm (get_task_mm of the group leader), which never was charged: its locked_vm underflows',
+    caughtBy: ['accounting-balance'],
+    file: 'src/machines/vfio_type1.ts',
+    anchor: 'mapDma, VADDR: vfio_change_dma_owner',
+    pending: 'an mm change: the trace format has no exec op, and adding one needs the replay engine (src/replay/engine.ts) and per-mm locked_vm in the state',
+  },
 ];
 
 const enabled = new Set<string>();

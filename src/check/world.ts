@@ -23,6 +23,7 @@ import { InvariantMonitor, type InvariantViolation } from '../projections/invari
 import { evolveRefused, handlerThrew } from '../projections/invariants.js';
 import { evolve, initialState, type State } from '../projections/state.js';
 import { BUFFERS, OUT_FIELDS, PAGE, resolveCmd, stdevVar, type Cmd, type OpInfo } from './commands.js';
+import { T1_BUFFER, T1_DEVICES, T1_DMA_ENTRY_LIMIT } from './commands_type1.js';
 import { decodeHeaderLine, decodeLine, headerEvents, kernelFor, operationFor, outJson, type TraceLine } from './kernel.js';
 import type { World, WorldOp } from './scheduler.js';
 
@@ -31,7 +32,12 @@ const hex = (v: bigint): string => `0x${v.toString(16)}`;
 /** The header of every checked trace: the mock driver, explicit memory, the two user buffers. */
 export const CHECK_HEADER: TraceLine = {
   iotrail: 1, page_size: Number(PAGE), iommufd_test: true, memory: 'explicit',
-  vmas: BUFFERS.map((b) => ({ start: hex(b.start), length: hex(BigInt(b.pages) * PAGE), prot: 3, flags: 0x21 })),
+  vmas: [
+    ...BUFFERS.map((b) => ({ start: hex(b.start), length: hex(BigInt(b.pages) * PAGE), prot: 3, flags: 0x21 })),
+    { start: hex(T1_BUFFER.start), length: hex(BigInt(T1_BUFFER.pages) * PAGE), prot: 3, flags: 0x22 },
+  ],
+  // /dev/vfio/vfio is served by vfio_iommu_type1, with two VFIO devices (one per group) and a low dma_entry_limit.
+  vfio_container: 'type1', devices: T1_DEVICES, limits: { memlock: 'unlimited', dma_entry_limit: T1_DMA_ENTRY_LIMIT },
   source: 'iotrail check',
 };
 

@@ -192,6 +192,18 @@ export type DomainEvent =
   | { readonly type: 'VfioDmaVaddrInvalidated'; readonly container: number; readonly iova: bigint }
   /** MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR: the dma gets its new user VA (`vaddr_invalid_count--`). */
   | { readonly type: 'VfioDmaVaddrUpdated'; readonly container: number; readonly iova: bigint; readonly vaddr: bigint }
+  // ---- type1 dirty page tracking (vfio_iommu_type1.c; machines/vfio_type1_dirty.ts) ----
+  /**
+   * VFIO_IOMMU_DIRTY_PAGES START (`vfio_dma_bitmap_alloc_all`: every dma gets a zeroed bitmap) or STOP
+   * (`vfio_dma_bitmap_free_all`); `dirty_page_tracking` of the container's type1 instance.
+   */
+  | { readonly type: 'Type1DirtyTrackingSet'; readonly container: number; readonly enabled: boolean }
+  /**
+   * `vfio_iova_dirty_bitmap` / `vfio_dma_do_unmap` reported the dma's bitmap (`update_user_bitmap`), then cleared its
+   * first `size >> pgshift` bits: `tail` is what the kernel's bitmap still holds past them (the bits a shifted,
+   * OR-merged report left there), as a number whose bit 0 is the dma's bit nbits.
+   */
+  | { readonly type: 'VfioDmaBitmapReported'; readonly container: number; readonly iova: bigint; readonly tail: bigint }
   /** A PCI_COMMAND write through the config region turned the device's memory decode off or on (`vconfig` MEMORY bit). */
   | { readonly type: 'VfioPciMemoryDecodeSet'; readonly dev: string; readonly enabled: boolean }
   /** `vfio_remove_dma`: unlinked (its unmap, unpin and un-charge are their own events). */
@@ -263,6 +275,7 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
   VfioDmaRemoved: ['iova'],
   VfioDmaVaddrInvalidated: ['iova'],
   VfioDmaVaddrUpdated: ['iova', 'vaddr'],
+  VfioDmaBitmapReported: ['iova', 'tail'],
   StaleDeviceMapping: ['iova', 'last'],
 };
 /** Event fields holding arrays of {start, last} u64 ranges. */

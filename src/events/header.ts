@@ -32,7 +32,11 @@ export interface TraceHeader {
   readonly iommufd_test: boolean;
   readonly memory: 'explicit' | 'implicit';
   readonly vmas: readonly HeaderVma[];
-  readonly limits: { readonly memlock: bigint | 'unlimited'; readonly cap_sys_resource: boolean; readonly cap_ipc_lock: boolean };
+  readonly limits: {
+    readonly memlock: bigint | 'unlimited'; readonly cap_sys_resource: boolean; readonly cap_ipc_lock: boolean;
+    /** vfio_iommu_type1's `dma_entry_limit` module parameter when not its default 65535 (docs/trace-format-type1.md). */
+    readonly dma_entry_limit?: number;
+  };
   readonly vfio_container: 'iommufd' | 'type1';
   readonly devices: readonly HeaderDevice[];
   readonly kernel: string | undefined;
@@ -163,7 +167,7 @@ export function decodeHeader(raw: unknown): Decoded<TraceHeader> {
   if (vc !== 'iommufd' && vc !== 'type1') return bad('vfio_container', `expected "iommufd" or "type1", got ${show(vc)}`);
   const lim = raw.limits ?? {};
   if (!isObj(lim)) return bad('limits', `expected an object, got ${show(lim)}`);
-  const lk = onlyKeys(lim, ['memlock', 'cap_sys_resource', 'cap_ipc_lock'], 'limits');
+  const lk = onlyKeys(lim, ['memlock', 'cap_sys_resource', 'cap_ipc_lock', 'dma_entry_limit'], 'limits');
   if (!lk.ok) return lk;
   let memlock: bigint | 'unlimited' = 'unlimited';
   if (lim.memlock !== undefined && lim.memlock !== 'unlimited') {
@@ -175,6 +179,12 @@ export function decodeHeader(raw: unknown): Decoded<TraceHeader> {
   if (!csr.ok) return csr;
   const cil = boolAt(lim, 'cap_ipc_lock', false, 'limits.');
   if (!cil.ok) return cil;
+  let del: { dma_entry_limit: number } | undefined;
+  if (lim.dma_entry_limit !== undefined) {
+    const d = decodeUnsigned(lim.dma_entry_limit, 32, 'limits.dma_entry_limit');
+    if (!d.ok) return d;
+    del = { dma_entry_limit: Number(d.value) };
+  }
   const vmas: HeaderVma[] = [];
   const vs = raw.vmas ?? [];
   if (!Array.isArray(vs)) return bad('vmas', `expected an array, got ${show(vs)}`);
@@ -195,7 +205,7 @@ export function decodeHeader(raw: unknown): Decoded<TraceHeader> {
     if (raw[key] !== undefined && typeof raw[key] !== 'string') return bad(key, `expected a string, got ${show(raw[key])}`);
   return ok({
     iotrail: 1, page_size: Number(ps.value), iommufd_test: it.value, memory, vmas,
-    limits: { memlock, cap_sys_resource: csr.value, cap_ipc_lock: cil.value }, vfio_container: vc, devices,
+    limits: { memlock, cap_sys_resource: csr.value, cap_ipc_lock: cil.value, ...del }, vfio_container: vc, devices,
     kernel: raw.kernel as string | undefined, source: raw.source as string | undefined,
   });
 }

@@ -27,6 +27,7 @@ const TYPES = new Set<string>([
   'VfioContainerOpened', 'VfioContainerGroupAdded', 'VfioContainerGroupRemoved', 'Type1IommuOpened', 'Type1IommuReleased',
   'Type1DomainAttached', 'Type1DomainDetached', 'VfioDmaLinked', 'VfioDmaRemoved', 'LockedVmAccounted', 'StaleDeviceMapping',
   'VfioDmaVaddrInvalidated', 'VfioDmaVaddrUpdated', 'VfioPciMemoryDecodeSet',
+  'Type1DirtyTrackingSet', 'VfioDmaBitmapReported',
 ] satisfies DomainEvent['type'][]);
 
 /** Decodes one log line; errors are values with the JSON path, like trace errors. */

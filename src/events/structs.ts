@@ -60,6 +60,15 @@ const vfio = (name: string, size: number, fields: FieldDef[], minSize?: number) 
 
 export const iommu_iova_range = plain('iommu_iova_range', 16, [u64('start', 0), u64('last', 8)]);
 
+// The flexible `__u8 data[]` tails of two VFIO structs, named by what they hold there (docs/trace-format-type1.md):
+// the kernel reads them at `arg + minsz` only for the flags that need them, so they sit past the struct's size.
+/** `struct vfio_bitmap` (vfio.h): `data` is the user pointer to the bitmap (u64 words), `size` its bytes. */
+export const vfio_bitmap = plain('vfio_bitmap', 24, [u64('pgsize', 0), u64('size', 8), data('data', 16)]);
+/** `struct vfio_iommu_type1_dirty_bitmap_get` (vfio.h): the range VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP reads. */
+export const vfio_iommu_type1_dirty_bitmap_get = plain('vfio_iommu_type1_dirty_bitmap_get', 40, [
+  u64('iova', 0), u64('size', 8), f('bitmap', 16, { t: 'struct', def: vfio_bitmap }),
+]);
+
 export const S = {
   iommu_destroy: struct('iommu_destroy', 8, [u32('id', 4)]),
   iommu_ioas_alloc: struct('iommu_ioas_alloc', 12, [u32('flags', 4), u32('out_ioas_id', 8)]),
@@ -138,8 +147,11 @@ export const S = {
   ]),
   vfio_iommu_type1_dma_unmap: vfio('vfio_iommu_type1_dma_unmap', 24, [
     flags('flags', 4, 'vfio_dma_unmap'), u64('iova', 8), u64('size', 16),
+    f('data', 24, { t: 'struct', def: vfio_bitmap }),
   ]),
-  vfio_iommu_type1_dirty_bitmap: vfio('vfio_iommu_type1_dirty_bitmap', 8, [flags('flags', 4, 'vfio_dirty')]),
+  vfio_iommu_type1_dirty_bitmap: vfio('vfio_iommu_type1_dirty_bitmap', 8, [
+    flags('flags', 4, 'vfio_dirty'), f('data', 8, { t: 'struct', def: vfio_iommu_type1_dirty_bitmap_get }),
+  ]),
   vfio_device_bind_iommufd: vfio('vfio_device_bind_iommufd', 24, [
     flags('flags', 4, 'vfio_bind'), s32('iommufd', 8), u32('out_devid', 12), data('token_uuid_ptr', 16),
   ], 16),

@@ -25,6 +25,8 @@ import { IOMMU_WRITE } from './io_pagetable.js';
 import { dmaLast, type FrameRun, type VfioDma } from './vfio_dma.js';
 import type { Failure } from './iopt_ops.js';
 import { pfnmapFrames, pfnmapVmaOf } from './vfio_bar.js';
+import { isMutant } from '../check/mutants.js';
+import { zeroPagePinRuns } from '../check/mutant_ops.js';
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
 
@@ -45,7 +47,7 @@ export function memlockPages(h: TraceHeader, pageSize: number): number | undefin
 /** `vfio_pin_map_dma` of a new dma [iova, iova + size) from `vaddr` into `domain`. */
 export function vfio_pin_map_dma(st: State, h: TraceHeader, domain: number, iova: bigint, vaddr: bigint, size: bigint, prot: number, lockCap: boolean): PinnedDma | Failure {
   const ps = BigInt(st.pageSize);
-  const npages = Number(size / ps);
+  let npages = Number(size / ps);
   const write = (prot & IOMMU_WRITE) !== 0;
   const pfnmap = pfnmapVmaOf(st, vaddr);
   if (pfnmap !== undefined) {
@@ -70,9 +72,17 @@ export function vfio_pin_map_dma(st: State, h: TraceHeader, domain: number, iova
     events.push({ type: 'DomainMapped', domain, iova: iova + off, last: iova + off + BigInt(run.npages) * ps - 1n, phys: BigInt(run.frame) * ps });
     pinned.push({ frame: run.frame, npages: run.npages });
   }
+  let zeroRsvd = false;
+  if (isMutant('type1-zero-page-pin') && !write) {
+    // The zero page counts as reserved: mapped, never charged, never unpinned (mutant_ops.ts zeroPagePinRuns).
+    const z = zeroPagePinRuns(r.events, r.runs, st.pageSize);
+    pinned.splice(0, pinned.length, ...z.runs.map((x) => ({ frame: x.frame, npages: x.npages })));
+    npages -= z.zero;
+    zeroRsvd = z.zero > 0;
+  }
   events.push({ type: 'LockedVmAccounted', npages });
   const capNote = lockCap ? ' (CAP_IPC_LOCK: the limit is not checked, locked_vm still grows)' : limit === undefined ? ' (RLIMIT_MEMLOCK unlimited)' : ` of ${limit}`;
-  return { events, pinned, lockedVm: npages, hasRsvd: false, why: `vfio_iommu_type1.c vfio_pin_map_dma: ${npages} page(s) pinned, mapped and charged, locked_vm ${locked} -> ${locked + npages}${capNote}` };
+  return { events, pinned, lockedVm: npages, hasRsvd: zeroRsvd, why: `vfio_iommu_type1.c vfio_pin_map_dma: ${npages} page(s) pinned, mapped and charged, locked_vm ${locked} -> ${locked + npages}${capNote}` };
 }
 
 /**

@@ -39,6 +39,11 @@ export interface VfioDma {
   readonly hasRsvd: boolean;
   /** `dma->vaddr_invalid`: UNMAP(VADDR) done, MAP(VADDR) not yet (live update across exec). */
   readonly vaddrInvalid: boolean;
+  /**
+   * While dirty tracking is on: the bits of `dma->bitmap` past its first `size >> pgshift` (bit 0 here is bit
+   * nbits there), which a report that shifted and OR-merged the bitmap leaves behind (machines/vfio_type1_dirty.ts).
+   */
+  readonly bitmapTail: bigint;
 }
 
 export interface IovaRange {
@@ -49,6 +54,8 @@ export interface IovaRange {
 export interface Type1Iommu {
   /** SET_IOMMU(VFIO_TYPE1v2_IOMMU): the v2 unmap rules. */
   readonly v2: boolean;
+  /** `dma_entry_limit` when the instance was opened (`dma_avail` starts there). */
+  readonly dmaLimit: number;
   dmaAvail: number;
   /** The hardware domain every attached group translates through, once one is attached. */
   domain: number | undefined;
@@ -57,6 +64,8 @@ export interface Type1Iommu {
   iovaList: readonly IovaRange[];
   pgsizeBitmap: bigint;
   readonly dmas: IntervalTree<VfioDma>;
+  /** `iommu->dirty_page_tracking`: VFIO_IOMMU_DIRTY_PAGES START done, STOP not yet; every dma has a bitmap. */
+  dirtyTracking: boolean;
 }
 
 export interface VfioContainer {
@@ -70,7 +79,7 @@ export interface VfioContainer {
 export type Type1Event = Extract<DomainEvent, {
   type: 'VfioContainerOpened' | 'VfioContainerGroupAdded' | 'VfioContainerGroupRemoved' | 'Type1IommuOpened' |
   'Type1IommuReleased' | 'Type1DomainAttached' | 'Type1DomainDetached' | 'VfioDmaLinked' | 'VfioDmaRemoved' |
-  'VfioDmaVaddrInvalidated' | 'VfioDmaVaddrUpdated';
+  'VfioDmaVaddrInvalidated' | 'VfioDmaVaddrUpdated' | 'Type1DirtyTrackingSet' | 'VfioDmaBitmapReported';
 }>;
 
 /** `vfio_find_dma`: some dma overlapping [start, last] (the kernel returns whichever the rb-tree walk meets). */
@@ -82,6 +91,23 @@ export function dmasIn(i: Type1Iommu, start: bigint, last: bigint): VfioDma[] {
 }
 
 export const dmaLast = (d: VfioDma): bigint => d.iova + d.size - 1n;
+
+/** `1 << __ffs(iommu->pgsize_bitmap)`: the alignment every MAP/UNMAP argument needs, and the dirty bitmap's page. */
+export const type1PageSize = (i: Type1Iommu): bigint => i.pgsizeBitmap & -i.pgsizeBitmap;
+
+/**
+ * The v2 rule that a range may not bisect a mapping (`vfio_dma_do_unmap`, `vfio_iova_dirty_bitmap`): a dma holding
+ * `iova` must start there (`vfio_find_dma(iova, 1)`), one holding `last` must end there (`vfio_find_dma(last, 0)`).
+ * Why the range [iova, last] breaks it, or undefined.
+ */
+export function bisectWhy(i: Type1Iommu, iova: bigint, last: bigint): string | undefined {
+  const hex = (v: bigint): string => `0x${v.toString(16)}`;
+  const lo = vfio_find_dma(i, iova, iova);
+  if (lo !== undefined && lo.iova !== iova) return `the vfio_dma [${hex(lo.iova)}, ${hex(dmaLast(lo))}] contains iova ${hex(iova)} but starts below it`;
+  const hi = vfio_find_dma(i, last, last);
+  if (hi !== undefined && dmaLast(hi) !== last) return `the vfio_dma [${hex(hi.iova)}, ${hex(dmaLast(hi))}] contains the range end ${hex(last)} but ends past it`;
+  return undefined;
+}
 
 /** `iommu->vaddr_invalid_count`. */
 export function vaddrInvalidCount(i: Type1Iommu): number {
@@ -130,8 +156,8 @@ export function type1Evolve(m: Map<number, VfioContainer>, ev: Type1Event, pageS
       const c = get(m, ev.container);
       if (c.iommu !== undefined) throw new Type1Error(`container ${ev.container} already has a driver`);
       c.iommu = {
-        v2: ev.v2, dmaAvail: ev.dmaAvail, domain: undefined, domainGroups: [], iovaList: [],
-        pgsizeBitmap: BigInt.asUintN(64, ~(BigInt(pageSize) - 1n)), dmas: new IntervalTree(),
+        v2: ev.v2, dmaLimit: ev.dmaAvail, dmaAvail: ev.dmaAvail, domain: undefined, domainGroups: [], iovaList: [],
+        pgsizeBitmap: BigInt.asUintN(64, ~(BigInt(pageSize) - 1n)), dmas: new IntervalTree(), dirtyTracking: false,
       };
       return;
     }
@@ -168,9 +194,9 @@ export function type1Evolve(m: Map<number, VfioContainer>, ev: Type1Event, pageS
       const i = iommuOf(m, ev.container);
       const last = ev.iova + ev.size - 1n;
       if (i.dmas.iterFirst(ev.iova, last) !== undefined) throw new Type1Error(`vfio_dma [${ev.iova}, ${last}] overlaps another`);
-      if (i.dmaAvail <= 0) throw new Type1Error(`container ${ev.container}: dma_avail is 0`);
+      // dma_avail going below 0 is what the invariant `type1-dma-limit` reports (CVE-2019-3882), not a refusal here.
       const { iova, size, vaddr, prot, lockCap, pinned, lockedVm, hasRsvd } = ev;
-      i.dmas.insert(iova, last, { iova, size, vaddr, prot, lockCap, pinned, lockedVm, hasRsvd, vaddrInvalid: false });
+      i.dmas.insert(iova, last, { iova, size, vaddr, prot, lockCap, pinned, lockedVm, hasRsvd, vaddrInvalid: false, bitmapTail: 0n });
       i.dmaAvail--;
       return;
     }
@@ -189,6 +215,22 @@ export function type1Evolve(m: Map<number, VfioContainer>, ev: Type1Event, pageS
       const invalidate = ev.type === 'VfioDmaVaddrInvalidated';
       if (n.value.vaddrInvalid === invalidate) throw new Type1Error(`vfio_dma at ${ev.iova} is already ${invalidate ? 'invalid' : 'valid'}`);
       n.value = { ...n.value, vaddrInvalid: invalidate, vaddr: ev.type === 'VfioDmaVaddrUpdated' ? ev.vaddr : n.value.vaddr };
+      return;
+    }
+    case 'Type1DirtyTrackingSet': {
+      const i = iommuOf(m, ev.container);
+      if (i.dirtyTracking === ev.enabled) throw new Type1Error(`container ${ev.container}: dirty tracking is already ${ev.enabled ? 'on' : 'off'}`);
+      i.dirtyTracking = ev.enabled;
+      // START allocates zeroed bitmaps (kvzalloc); STOP frees them.
+      for (const n of i.dmas.inOrder()) if (n.value.bitmapTail !== 0n) n.value = { ...n.value, bitmapTail: 0n };
+      return;
+    }
+    case 'VfioDmaBitmapReported': {
+      const i = iommuOf(m, ev.container);
+      if (!i.dirtyTracking) throw new Type1Error(`container ${ev.container}: a dma bitmap reported with dirty tracking off`);
+      const n = i.dmas.iterFirst(ev.iova, ev.iova);
+      if (n === undefined || n.start !== ev.iova) throw new Type1Error(`no vfio_dma at ${ev.iova}`);
+      n.value = { ...n.value, bitmapTail: ev.tail };
       return;
     }
   }

@@ -16,23 +16,31 @@
  * both remove whole mappings only; the struct is copied back on success only.
  *
  * The VADDR flags (live update, §2.8): UNMAP(VADDR) marks the dmas' user VAs invalid and keeps mapping, pins and
- * charge; MAP(VADDR) gives exactly one invalid dma its new VA. Only one process (mm) is modelled, so the owner
- * change across exec (`vfio_change_dma_owner`) moves no charge.
+ * charge; MAP(VADDR) gives exactly one invalid dma its new VA.
  *
  * Version delta (header `kernel`): before the 2025 overflow series (≈v6.18) a wrapping MAP or UNMAP range is
  * EINVAL (MAP: after the alignment check) instead of EOVERFLOW (spec §8).
  *
- * Not modelled: VFIO_IOMMU_DIRTY_PAGES, GET_DIRTY_BITMAP, emulated (mdev) groups and their external pins.
+ * Dirty tracking (VFIO_IOMMU_DIRTY_PAGES, UNMAP_DMA's GET_DIRTY_BITMAP) is vfio_type1_dirty.ts: every page of every
+ * dma reported dirty, into the user's bitmap, with the kernel's bitmap layout. `dma_entry_limit` is the header's
+ * `limits.dma_entry_limit` when given (docs/trace-format-type1.md).
+ *
+ * Not modelled: emulated (mdev) groups and their external pins (`vfio_pin_pages`, `vfio_dma_rw`, the DMA_UNMAP
+ * notifier: no trace op can express an mdev driver's calls), and an mm change across exec (no trace op for exec), so
+ * `vfio_change_dma_owner` never moves a charge.
  */
 import type { DomainEvent } from '../events/domain.js';
+import { isMutant } from '../check/mutants.js';
 import { COMMAND_BY_NAME } from '../events/uapi.js';
 import { IOMMU_READ, IOMMU_WRITE } from '../hw/io_pagetable.js';
+import { DIRTY_BITMAP_PAGES_MAX, UserBitmap } from '../hw/type1_dirty.js';
 import { vfio_pin_map_dma, vfio_remove_dma, unpinDraft } from '../hw/type1_pins.js';
-import { dmaLast, dmasIn, vfio_find_dma, type Type1Iommu, type VfioContainer } from '../hw/vfio_dma.js';
+import { bisectWhy, dmaLast, dmasIn, type1PageSize, vfio_find_dma, type Type1Iommu, type VfioContainer } from '../hw/vfio_dma.js';
 import { U64_MAX } from '../hw/u64.js';
 import { cloneState, evolve } from '../projections/state.js';
 import { fail, respond, succeed, unmodelled, type Kernel, type Step } from './ioctl.js';
 import type { IoctlInput } from './main.js';
+import { inlineOut, reportDma, unmapDirtyArgs, vfio_iommu_type1_dirty_pages, type BitmapArg } from './vfio_type1_dirty.js';
 import { type1AttachGroupEvents } from './vfio_type1_group.js';
 import { kernelAtLeast } from './version.js';
 
@@ -47,6 +55,8 @@ const MAP_READ = 1n, MAP_WRITE = 2n, MAP_VADDR = 4n;
 const UNMAP_DIRTY = 1n, UNMAP_ALL = 2n, UNMAP_VADDR = 4n;
 /** `dma_entry_limit`, the module parameter's default (U16_MAX). */
 export const DMA_ENTRY_LIMIT = 65535;
+/** The module parameter as the trace header sets it (`limits.dma_entry_limit`), read by `vfio_iommu_type1_open`. */
+const dmaEntryLimit = (k: Kernel): number => k.header.limits.dma_entry_limit ?? DMA_ENTRY_LIMIT;
 const INFO_PGSIZES = 1n, INFO_CAPS = 2n, INFO_SIZE = 24;
 /** DIRTY_BITMAP_BYTES(INT_MAX): the migration cap's max_dirty_bitmap_size. */
 const MAX_DIRTY_BITMAP_SIZE = 268435456n;
@@ -54,7 +64,7 @@ const MAX_DIRTY_BITMAP_SIZE = 268435456n;
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
 
 /** `1 << __ffs(pgsize_bitmap)`: the alignment every MAP/UNMAP argument needs. */
-export const minPageSize = (i: Type1Iommu): bigint => i.pgsizeBitmap & -i.pgsizeBitmap;
+export const minPageSize = type1PageSize;
 
 /** `vfio_iommu_type1_check_extension` (with `iommu` undefined before SET_IOMMU); never an errno. */
 function checkExtension(c: VfioContainer, ext: bigint): Step {
@@ -75,7 +85,8 @@ function setIommu(k: Kernel, c: VfioContainer, arg: bigint): Step {
   if (arg !== TYPE1 && arg !== TYPE1v2 && arg !== UNMAP_ALL_EXT) return fail('ENODEV', `${fn}: no registered driver's CHECK_EXTENSION claims type ${arg}`);
   if (arg === UNMAP_ALL_EXT) return fail('EINVAL', `${fn}: vfio_iommu_type1_open rejects type ${arg} (only TYPE1 and TYPE1v2 open)`);
   const v2 = arg === TYPE1v2;
-  const events: DomainEvent[] = [{ type: 'Type1IommuOpened', container: c.id, v2, dmaAvail: DMA_ENTRY_LIMIT }];
+  const limit = dmaEntryLimit(k);
+  const events: DomainEvent[] = [{ type: 'Type1IommuOpened', container: c.id, v2, dmaAvail: limit }];
   const scratch = cloneState(k.st);
   for (const e of events) evolve(scratch, e);
   // __vfio_container_attach_groups: list order, each attach seeing the ones before it.
@@ -86,7 +97,7 @@ function setIommu(k: Kernel, c: VfioContainer, arg: bigint): Step {
     for (const e of r) evolve(scratch, e);
     events.push(...r);
   }
-  return succeed(`${fn}: type1 ${v2 ? 'v2' : 'v1'} opened (dma_avail ${DMA_ENTRY_LIMIT}), group(s) ${c.groups.join(', ')} attached`, undefined, events);
+  return succeed(`${fn}: type1 ${v2 ? 'v2' : 'v1'} opened (dma_avail ${limit}), group(s) ${c.groups.join(', ')} attached`, undefined, events);
 }
 
 /** The GET_INFO capability chain (`vfio_iommu_migration_build_caps`, `vfio_iommu_dma_avail_build_caps`, `vfio_iommu_iova_build_caps`), offsets relative to the struct. */
@@ -150,7 +161,9 @@ function mapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput): 
   if (((size | iova | vaddr) & (pg - 1n)) !== 0n) return fail('EINVAL', `${fn}: size ${hex(size)}, iova ${hex(iova)} or vaddr ${hex(vaddr)} is not aligned to the minimum IOMMU page ${hex(pg)}`);
   if (overflows) return fail('EINVAL', `${fn}: iova or vaddr + size - 1 wraps (kernel ${k.header.kernel ?? ''} predates the EOVERFLOW checks)`);
   const last = iova + size - 1n;
-  const hit = vfio_find_dma(i, iova, last);
+  // Mutant type1-top-wrap (S15): the pre-2025 exclusive end `iova + size` wraps to 0 for a range ending at 2^64 - 1,
+  // and vfio_find_dma's `start + size <= dma->iova` then always walks left: no overlap is ever found.
+  const hit = isMutant('type1-top-wrap') && last === U64_MAX ? undefined : vfio_find_dma(i, iova, last);
   if (vflag) {
     // vfio_dma_do_map, VADDR: the new VA of an invalidated dma; nothing is re-pinned, and the new VA is not checked
     // to hold the same pages. One process: vfio_change_dma_owner finds the same mm and moves no charge.
@@ -161,13 +174,16 @@ function mapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput): 
       [{ type: 'VfioDmaVaddrUpdated', container: c.id, iova, vaddr }]);
   }
   if (hit !== undefined) return fail('EEXIST', `${fn}: [${hex(iova)}, ${hex(last)}] overlaps the vfio_dma [${hex(hit.iova)}, ${hex(dmaLast(hit))}]`);
-  if (i.dmaAvail === 0) return fail('ENOSPC', `${fn}: dma_avail is 0 (${DMA_ENTRY_LIMIT - i.dmaAvail} vfio_dma entries = dma_entry_limit ${DMA_ENTRY_LIMIT})`);
+  // Mutant type1-no-dma-limit (S1, CVE-2019-3882): before 492855939bdb nothing bounded the number of vfio_dmas.
+  if (i.dmaAvail === 0 && !isMutant('type1-no-dma-limit')) return fail('ENOSPC', `${fn}: dma_avail is 0 (${i.dmas.size} vfio_dma entries = dma_entry_limit ${i.dmaLimit})`);
   if (i.iovaList.length > 0 && !i.iovaList.some((r) => r.start <= iova && last <= r.last))
     return fail('EINVAL', `${fn}: vfio_iommu_iova_dma_valid: [${hex(iova)}, ${hex(last)}] is not inside one valid IOVA range (${i.iovaList.map((r) => `[${hex(r.start)}, ${hex(r.last)}]`).join(', ')})`);
   if (i.domain === undefined) return unmodelled('MAP_DMA on a container without a hardware domain (emulated groups only)');
   const lockCap = k.header.limits.cap_ipc_lock;
   const r = vfio_pin_map_dma(k.st, k.header, i.domain, iova, vaddr, size, prot, lockCap);
   if ('errno' in r) return fail(r.errno, r.why);
+  if (i.dirtyTracking && size / pg > DIRTY_BITMAP_PAGES_MAX)
+    return fail('EINVAL', `${fn}: dirty tracking is on and vfio_dma_bitmap_alloc refuses ${size / pg} pages > DIRTY_BITMAP_PAGES_MAX: the dma is removed (unmapped, unpinned, un-charged)`);
   return succeed(`${fn}: [${hex(iova)}, ${hex(last)}] mapped; ${r.why}; dma_avail ${i.dmaAvail - 1}`, undefined, [
     ...r.events,
     { type: 'VfioDmaLinked', container: c.id, iova, size, vaddr, prot, lockCap, pinned: r.pinned, lockedVm: r.lockedVm, hasRsvd: r.hasRsvd },
@@ -182,9 +198,12 @@ function unmapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput)
   const a = input.a;
   const flags = a.v['flags'] as bigint | undefined ?? 0n, iova = a.v['iova'] as bigint | undefined ?? 0n, size = a.v['size'] as bigint | undefined ?? 0n;
   if (a.size < 24 || (flags & ~(UNMAP_DIRTY | UNMAP_ALL | UNMAP_VADDR)) !== 0n) return fail('EINVAL', `${wfn}: argsz ${a.size} < 24 or unknown flags ${hex(flags)}`);
+  let bitmap: BitmapArg | undefined;
   if ((flags & UNMAP_DIRTY) !== 0n) {
     if ((flags & (UNMAP_ALL | UNMAP_VADDR)) !== 0n) return fail('EINVAL', `${wfn}: GET_DIRTY_BITMAP together with ALL or VADDR`);
-    return unmodelled('VFIO_IOMMU_UNMAP_DMA with VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP');
+    const b = unmapDirtyArgs(a, size);
+    if ('done' in b) return b.done;
+    bitmap = b.bitmap;
   }
   const vflag = (flags & UNMAP_VADDR) !== 0n;
   const pg = minPageSize(i);
@@ -201,16 +220,15 @@ function unmapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput)
         : fail('EINVAL', `${fn}: iova + size wraps (kernel ${k.header.kernel ?? ''} predates the EOVERFLOW checks)`);
     end = iova + size - 1n;
   }
+  if (bitmap !== undefined && (!i.dirtyTracking || bitmap.pgsize !== pg))
+    return fail('EINVAL', `${fn}: GET_DIRTY_BITMAP ${!i.dirtyTracking ? 'with dirty tracking off' : `with bitmap.pgsize ${hex(bitmap.pgsize)}, not the smallest IOMMU page ${hex(pg)}`}`);
   if (i.v2 && !all) {
-    const lo = vfio_find_dma(i, iova, iova);
-    if (lo !== undefined && lo.iova !== iova)
-      return fail('EINVAL', `${fn}: v2 may not bisect a mapping: the vfio_dma [${hex(lo.iova)}, ${hex(dmaLast(lo))}] contains iova ${hex(iova)} but starts below it; nothing removed, nothing copied back`);
-    const hi = vfio_find_dma(i, end, end);
-    if (hi !== undefined && dmaLast(hi) !== end)
-      return fail('EINVAL', `${fn}: v2 may not bisect a mapping: the vfio_dma [${hex(hi.iova)}, ${hex(dmaLast(hi))}] contains the range end ${hex(end)} but ends past it; nothing removed, nothing copied back`);
+    const b = bisectWhy(i, iova, end);
+    if (b !== undefined) return fail('EINVAL', `${fn}: v2 may not bisect a mapping: ${b}; nothing removed, nothing copied back`);
   }
   const events: DomainEvent[] = [];
   const draft = unpinDraft(k.st);
+  const user = bitmap === undefined ? undefined : new UserBitmap(k.st, bitmap.data);
   let removed = 0n, count = 0;
   let stop = '';
   for (const d of dmasIn(i, iova, end)) {
@@ -226,12 +244,21 @@ function unmapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput)
       count++;
       continue;
     }
+    if (user !== undefined) {
+      // update_user_bitmap before the dma goes; a fault stops the walk with what was removed so far removed.
+      const r = reportDma(c, i, user, d, iova);
+      if ('unmodelled' in r) return unmodelled(r.unmodelled);
+      events.push(...r.events);
+      if (r.fault !== undefined)
+        return fail('EFAULT', `vfio_iommu_type1.c update_user_bitmap: the vfio_dma [${hex(d.iova)}, ${hex(dmaLast(d))}]: ${r.fault}; the ${count} vfio_dma(s) before it stay removed, nothing copied back`, [...user.events, ...events]);
+    }
     events.push(...vfio_remove_dma(k.st, c.id, i.domain, d, draft));
     removed += d.size;
     count++;
   }
-  const did = vflag ? 'had its vaddr invalidated (mapping and pins stay)' : 'removed whole';
-  return succeed(`${fn}: ${count} vfio_dma ${did}, ${hex(removed)} bytes${stop}`, respond(a, { size: removed }), events);
+  const did = vflag ? 'had its vaddr invalidated (mapping and pins stay)' : user !== undefined ? 'reported dirty (every page) and removed whole' : 'removed whole';
+  const inline = user === undefined ? undefined : inlineOut(user, (data) => ({ data: { data } }));
+  return succeed(`${fn}: ${count} vfio_dma ${did}, ${hex(removed)} bytes${stop}`, respond(a, { size: removed, ...inline }), [...(user?.events ?? []), ...events]);
 }
 
 /** `vfio_fops_unl_ioctl` on container `id`. */
@@ -246,6 +273,6 @@ export function vfio_container_ioctl(k: Kernel, id: number, cmd: number, input: 
   if (cmd === GET_INFO) return getInfo(i, input);
   if (cmd === MAP_DMA) return mapDma(k, c, i, input);
   if (cmd === UNMAP_DMA) return unmapDma(k, c, i, input);
-  if (cmd === DIRTY_PAGES) return i.v2 ? unmodelled('VFIO_IOMMU_DIRTY_PAGES') : fail('EACCES', 'vfio_iommu_type1.c vfio_iommu_type1_dirty_pages: the container is type1 v1');
+  if (cmd === DIRTY_PAGES) return vfio_iommu_type1_dirty_pages(k, c, i, input);
   return fail('ENOTTY', `vfio_iommu_type1.c vfio_iommu_type1_ioctl: 0x${cmd.toString(16)} is not a type1 command`);
 }

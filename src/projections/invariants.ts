@@ -31,6 +31,7 @@ import { checkObjectEvent, checkObjects, R_AUTO_DOMAIN, R_FREED_AT_ONE, R_REFS_L
 import {
   checkPins, frameRuns, R_ACCESS_INDEX, R_ACCOUNTING, R_FILL_INDEX, R_PAGES_LIVE, R_PIN, scanPinTotals, type PinTotals,
 } from './invariants_pins.js';
+import { checkType1, R_T1_LIMIT, R_T1_MAPPED } from './invariants_type1.js';
 import type { State } from './state.js';
 
 export type { InvariantViolation } from './invariants_core.js';
@@ -80,6 +81,8 @@ export const INVARIANTS: readonly InvariantDef[] = [
   { name: 'refs-live', kind: 'state', rule: R_REFS_LIVE, doc: 'Every reference an object holds (`holds`) points at a live object of its context.' },
   { name: 'users-balance', kind: 'state', rule: R_USERS, doc: '`users` of a live object is 1 + its holders + its driver references: no temporary reference survives a step (B1).' },
   { name: 'auto-domain-in-use', kind: 'state', rule: R_AUTO_DOMAIN, doc: 'An auto domain has a device attached; it is destroyed with its last device.' },
+  { name: 'type1-dma-limit', kind: 'state', rule: R_T1_LIMIT, doc: 'A type1 container holds at most dma_entry_limit vfio_dmas, and dma_avail is the limit minus their number (S1, CVE-2019-3882).' },
+  { name: 'type1-dma-mapped', kind: 'state', rule: R_T1_MAPPED, doc: 'A type1 container\'s domain maps each vfio_dma onto exactly the frames it pinned, and nothing outside the vfio_dmas (every pin released at unmap; no DMA reaches a page nobody pins).' },
   { name: 'freed-at-one', kind: 'event', rule: R_FREED_AT_ONE, doc: 'An object is destroyed or aborted only at users == 1 (B1).' },
   { name: 'unpin-after-unmap', kind: 'event', rule: R_UNPIN_ORDER, doc: 'Pages are unpinned only after every domain PTE (and IOTLB entry) reaching them is gone.' },
   { name: 'prevent-access-sticky', kind: 'transition', rule: R_PREVENT, doc: 'prevent_access, once set on an area, stays set.' },
@@ -96,6 +99,7 @@ function checkScope(st: State, scope: Scope, idx: Indexes, totals: PinTotals): I
   checkRevoked(st, scope.all ? 'all' : scope.revoked, out);
   checkCookies(st, scope.all ? 'all' : scope.cookieCtxs, out);
   checkObjects(st, scope, idx, out);
+  checkType1(st, scope, out);
   return out;
 }
 
@@ -322,9 +326,22 @@ export class InvariantMonitor {
       case 'FramesPinned': case 'FramesUnpinned':
         s.frames.push({ start: ev.frame, last: ev.frame + ev.count - 1 });
         return out;
+      case 'VfioContainerGroupAdded': case 'VfioContainerGroupRemoved': case 'Type1IommuOpened': case 'Type1IommuReleased':
+      case 'VfioDmaVaddrInvalidated': case 'VfioDmaVaddrUpdated': case 'Type1DirtyTrackingSet': case 'VfioDmaBitmapReported':
+        s.containers.add(ev.container);
+        return out;
+      case 'Type1DomainAttached': case 'Type1DomainDetached': {
+        s.containers.add(ev.container);
+        const dom = ev.type === 'Type1DomainAttached' ? ev.domain : st.containers.get(ev.container)?.iommu?.domain;
+        if (dom !== undefined) s.domains.set(dom, 'all');
+        return out;
+      }
       case 'VfioDmaLinked': case 'VfioDmaRemoved': {
         // A type1 vfio_dma's pins count on their frames like an iopt_pages'.
         const dma = ev.type === 'VfioDmaLinked' ? ev : st.containers.get(ev.container)?.iommu?.dmas.iterFirst(ev.iova, ev.iova)?.value;
+        s.containers.add(ev.container);
+        const dom = st.containers.get(ev.container)?.iommu?.domain;
+        if (dom !== undefined && dma !== undefined) scopeAddDomain(s, dom, dma.iova, dma.iova + dma.size - 1n);
         const runs = dma?.pinned ?? [];
         this.totals.type1LockedVm += (ev.type === 'VfioDmaLinked' ? 1 : -1) * (dma?.lockedVm ?? 0);
         s.accounting = true;

@@ -75,6 +75,8 @@ export interface Scope {
   readonly objects: Set<string>;
   /** Frames whose FOLL_PIN count changed. */
   readonly frames: IndexRange[];
+  /** Legacy VFIO containers whose type1 state changed (invariants_type1.ts). */
+  readonly containers: Set<number>;
   /** Accounting is a global total: any pin, unpin or charge sets this. */
   accounting: boolean;
   /** dma-buf memfds revoked in the step. */
@@ -89,7 +91,7 @@ export interface Scope {
 }
 
 export const emptyScope = (all = false): Scope => ({
-  all, areas: new Map(), ioas: new Set(), reserved: [], pages: new Map(), domains: new Map(), objects: new Set(), frames: [], accounting: all, quiescent: true,
+  all, areas: new Map(), ioas: new Set(), reserved: [], pages: new Map(), domains: new Map(), objects: new Set(), frames: [], containers: new Set(), accounting: all, quiescent: true,
   revoked: new Set(), cookieCtxs: new Set(),
 });
 /** Everything, at a quiescent point unless told otherwise. */

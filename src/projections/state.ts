@@ -387,6 +387,8 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'VfioDmaRemoved':
     case 'VfioDmaVaddrInvalidated':
     case 'VfioDmaVaddrUpdated':
+    case 'Type1DirtyTrackingSet':
+    case 'VfioDmaBitmapReported':
       type1Evolve(s.containers, ev, s.pageSize);
       return s;
     case 'VfioPciMemoryDecodeSet':

@@ -1,60 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import type { DomainEvent } from '../../src/events/domain.js';
-import { DMA_ENTRY_LIMIT } from '../../src/machines/vfio_type1.js';
-import { Replayer } from '../../src/replay/engine.js';
+import { checkInvariants } from '../../src/projections/invariants.js';
 import type { State } from '../../src/projections/state.js';
+import { DEV0, dmaCount, header, hex, IOMMU, map, MB, openContainer, play, RAM, ram, RW, setIommu, unmap } from '../support/type1.js';
 
 const SEED = Number(process.env['FC_SEED'] ?? 0x7e1);
 console.info(`vfio_type1.test.ts: fast-check seed ${SEED}`);
-
-const IOMMU = (aperture = '0x7fffffffff') => ({
-  pgsize_bitmap: '0x40201000', aperture: { start: 0, last: aperture },
-  reserved: [{ start: '0xfee00000', last: '0xfeefffff', type: 'msi' }], dirty_tracking: false, max_pasids: 0,
-});
-const DEV0 = { path: '/dev/vfio/devices/vfio0', name: '0000:01:00.0', group: 15, iommu: IOMMU(), bars: [{ index: 0, size: '0x100000' }, { index: 2, size: '0x800' }] };
-const DEV1 = { path: '/dev/vfio/devices/vfio1', name: '0000:02:00.0', group: 16, iommu: IOMMU(), bars: [{ index: 0, size: '0x100000' }] };
-
-function header(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { iotrail: 1, vfio_container: 'type1', limits: { memlock: 'unlimited', cap_ipc_lock: false }, devices: [DEV0, DEV1], ...extra };
-}
-
-interface Played {
-  readonly r: Replayer;
-  readonly st: State;
-  /** Per trace line (after the header), the model's outcome: 'ok' or the errno. */
-  readonly outcomes: string[];
-  readonly events: DomainEvent[];
-}
-
-function play(h: Record<string, unknown>, lines: readonly object[]): Played {
-  const events: DomainEvent[] = [];
-  const r = new Replayer((e) => events.push(e.ev));
-  r.feedLine(JSON.stringify(h), 1);
-  lines.forEach((l, i) => r.feedLine(JSON.stringify(l), i + 2));
-  expect(r.errors).toEqual([]);
-  expect(r.internal).toEqual([]);
-  const outcomes = events.flatMap((e) => (e.type === 'CallCompleted' ? [e.errno ?? (e.why.startsWith('not modelled') ? `unmodelled: ${e.why}` : 'ok')] : []));
-  return { r, st: r.st, outcomes, events };
-}
-
-const RW = ['VFIO_DMA_MAP_FLAG_READ', 'VFIO_DMA_MAP_FLAG_WRITE'];
-const RAM = 0x7f0000000000n;
-const hex = (v: bigint): string => `0x${v.toString(16)}`;
-const ram = (len: bigint, shared = false): object =>
-  ({ op: 'mmap', addr: hex(RAM), length: hex(len), prot: ['PROT_READ', 'PROT_WRITE'], flags: [shared ? 'MAP_SHARED' : 'MAP_PRIVATE', 'MAP_ANONYMOUS', 'MAP_FIXED'] });
-const openContainer = (): object[] => [
-  { op: 'open', path: '/dev/vfio/vfio', ret: '$c' },
-  { op: 'open', path: '/dev/vfio/15', ret: '$g' },
-  { op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_SET_CONTAINER', arg: '$c' },
-];
-const setIommu = (type = 3): object => ({ op: 'ioctl', fd: '$c', cmd: 'VFIO_SET_IOMMU', arg: type });
-const map = (iova: bigint, size: bigint, vaddr = RAM + iova, flags: unknown = RW): object =>
-  ({ op: 'ioctl', fd: '$c', cmd: 'VFIO_IOMMU_MAP_DMA', arg: { flags, vaddr: hex(vaddr), iova: hex(iova), size: hex(size) } });
-const unmap = (iova: bigint, size: bigint, flags: unknown = 0): object =>
-  ({ op: 'ioctl', fd: '$c', cmd: 'VFIO_IOMMU_UNMAP_DMA', arg: { flags, iova: hex(iova), size: hex(size) } });
-const dmaCount = (st: State): number => [...st.containers.values()].reduce((a, c) => a + (c.iommu?.dmas.size ?? 0), 0);
-const MB = 0x100000n;
 
 describe('the legacy container before SET_IOMMU', () => {
   it('answers EINVAL to MAP_DMA, UNMAP_DMA and GET_INFO, and CHECK_EXTENSION(UPDATE_VADDR) is 0', () => {
@@ -187,19 +138,26 @@ type Op =
   | { op: 'unmap'; slot: number; pages: number; all: boolean }
   | { op: 'touch'; slot: number }
   | { op: 'vaddr'; slot: number; pages: number; invalidate: boolean }
+  | { op: 'dma'; slot: number; write: boolean }
   | { op: 'detach' }
-  | { op: 'reattach' };
+  | { op: 'reattach' }
+  | { op: 'close'; container: boolean };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ op: fc.constant('map' as const), slot: fc.integer({ min: 0, max: 15 }), pages: fc.integer({ min: 1, max: 4 }), write: fc.boolean(), shared: fc.boolean() }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('unmap' as const), slot: fc.integer({ min: 0, max: 15 }), pages: fc.integer({ min: 1, max: 6 }), all: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('touch' as const), slot: fc.integer({ min: 0, max: 15 }) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('vaddr' as const), slot: fc.integer({ min: 0, max: 15 }), pages: fc.integer({ min: 1, max: 4 }), invalidate: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('dma' as const), slot: fc.integer({ min: 0, max: 15 }), write: fc.boolean() }) },
   { weight: 1, arbitrary: fc.constant({ op: 'detach' as const }) },
   { weight: 1, arbitrary: fc.constant({ op: 'reattach' as const }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('close' as const), container: fc.boolean() }) },
 );
 
-/** Every domain mapping points at frames someone pins (or at a BAR), and the pins are exactly the dmas' pins. */
+/**
+ * Pins and charges per mm (one process: one mm) are exactly the live dmas', the count stays within
+ * dma_entry_limit, every domain mapping points at a frame someone pins, and the invariant library holds.
+ */
 function checkBalance(st: State, limit: number): void {
   let charged = 0, pinned = 0, count = 0;
   for (const c of st.containers.values()) {
@@ -222,26 +180,42 @@ function checkBalance(st: State, limit: number): void {
     for (let f = f0; f <= f1; f++) expect(st.mm.pins.get(f), `frame ${f} mapped by domain ${d.id} but not pinned`).toBeGreaterThan(0);
   }
   if (count === 0) expect(st.accounting.mmLockedVm).toBe(0);
+  expect(checkInvariants(st)).toEqual([]);
 }
 
-describe('type1 pinning and accounting under any sequence of map, unmap, VADDR updates, CPU stores, group detach and re-attach', () => {
-  it('keeps locked_vm equal to what the live dmas charged, pins equal to their pins, never exceeds dma_entry_limit, and never maps an unpinned page', () => {
+const inLiveDma = (st: State, iova: bigint): boolean => [...st.containers.values()].some((c) => c.iommu?.dmas.iterFirst(iova, iova) !== undefined);
+
+describe('type1 pinning and accounting under any sequence of map, unmap, VADDR updates, CPU stores, device DMA, group detach, re-attach and close', () => {
+  it('keeps locked_vm equal to what the live dmas charged and pins equal to their pins after every call, never exceeds dma_entry_limit, and lets no DMA reach a page nobody pins', () => {
+    const LIMIT = 3;
     fc.assert(fc.property(fc.array(opArb, { maxLength: 25 }), fc.boolean(), (ops, v2) => {
       const lines: object[] = [ram(64n * 4096n), { ...ram(64n * 4096n, true), addr: hex(RAM + 0x100000n) }, ...openContainer(), setIommu(v2 ? 3 : 1)];
+      /** Per line: the IOVA a `dma` line reaches, to judge its outcome. */
+      const dmaAt = new Map<number, bigint>();
       for (const o of ops) {
-        const iova = BigInt(o.op === 'map' || o.op === 'unmap' || o.op === 'touch' || o.op === 'vaddr' ? o.slot : 0) * 0x4000n;
+        const iova = BigInt(o.op === 'map' || o.op === 'unmap' || o.op === 'touch' || o.op === 'vaddr' || o.op === 'dma' ? o.slot : 0) * 0x4000n;
         if (o.op === 'map') lines.push(map(iova, BigInt(o.pages) * 4096n, RAM + (o.shared ? 0x100000n : 0n) + iova, o.write ? RW : ['VFIO_DMA_MAP_FLAG_READ']));
         else if (o.op === 'unmap') lines.push(o.all ? unmap(0n, 0n, ['VFIO_DMA_UNMAP_FLAG_ALL']) : unmap(iova, BigInt(o.pages) * 4096n));
         else if (o.op === 'touch') lines.push({ op: 'mem_write', addr: hex(RAM + iova), data: 'ff' });
         else if (o.op === 'vaddr') lines.push(o.invalidate ? unmap(iova, BigInt(o.pages) * 4096n, ['VFIO_DMA_UNMAP_FLAG_VADDR'])
           : map(iova, BigInt(o.pages) * 4096n, RAM + 0x100000n + iova, ['VFIO_DMA_MAP_FLAG_VADDR']));
-        else if (o.op === 'detach') lines.push({ op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_UNSET_CONTAINER' });
+        else if (o.op === 'dma') {
+          dmaAt.set(lines.length, iova);
+          lines.push({ op: 'dma', dev: '/dev/vfio/devices/vfio0', iova: hex(iova), length: 8, write: o.write, ...(o.write ? { data: '5a5a5a5a5a5a5a5a' } : {}) });
+        } else if (o.op === 'detach') lines.push({ op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_UNSET_CONTAINER' });
+        else if (o.op === 'close') lines.push({ op: 'close', fd: o.container ? '$c' : '$g' });
         else lines.push({ op: 'ioctl', fd: '$g', cmd: 'VFIO_GROUP_SET_CONTAINER', arg: '$c' }, setIommu(v2 ? 3 : 1));
       }
-      const p = play(header(), lines);
-      checkBalance(p.st, DMA_ENTRY_LIMIT);
-      // The last group leaving leaves nothing charged or pinned.
-      const q = play(header(), [...lines, { op: 'close', fd: '$g' }]);
+      const reached = new Map<number, boolean>();
+      const p = play(header({ limits: { memlock: 'unlimited', dma_entry_limit: LIMIT } }), lines, (st, i) => {
+        checkBalance(st, LIMIT);
+        const at = dmaAt.get(i);
+        if (at !== undefined) reached.set(i, inLiveDma(st, at));
+      });
+      // A device DMA succeeds only inside a live vfio_dma (whose pages checkBalance showed pinned).
+      for (const [i, inside] of reached) if (p.outcomes[i] === 'ok') expect(inside, `line ${i + 2}: a DMA outside every vfio_dma succeeded`).toBe(true);
+      // Closing every fd leaves nothing charged, pinned or mapped.
+      const q = play(header(), [...lines, { op: 'close', fd: '$g' }, { op: 'close', fd: '$c' }]);
       expect([q.st.accounting.mmLockedVm, q.st.mm.pins.isEmpty, q.st.domains.size]).toEqual([0, true, 0]);
     }), { seed: SEED, numRuns: 150 });
   });

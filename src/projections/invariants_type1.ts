@@ -1,0 +1,64 @@
+/**
+ * Invariants of the legacy VFIO container's type1 backend (drivers/vfio/vfio_iommu_type1.c): the mapping count
+ * against `dma_entry_limit`, and that the container's IOMMU domain maps exactly the vfio_dmas, each onto the frames it
+ * pinned (or, for a PFNMAP chunk, onto device memory it pinned nothing of). Pin conservation per frame and the
+ * `mm->locked_vm` balance of type1 pins are invariants_pins.ts's, which count the vfio_dmas beside the iopt_pages.
+ */
+import type { VfioContainer } from '../hw/vfio_dma.js';
+import { hex, type InvariantViolation, type Scope } from './invariants_core.js';
+import type { State } from './state.js';
+
+export const R_T1_LIMIT = 'vfio_iommu_type1.c vfio_dma_do_map: dma_avail starts at dma_entry_limit, counts down per vfio_dma and answers ENOSPC at 0, so a container never holds more than dma_entry_limit vfio_dmas (CVE-2019-3882)';
+export const R_T1_MAPPED = 'vfio_iommu_type1.c vfio_pin_map_dma / vfio_unmap_unpin: a vfio_dma is mapped into the container\'s domain onto exactly the pages it pinned (PFNMAP chunks: pinned nothing), and unmapped before they are unpinned; nothing else is mapped there';
+
+/** The vfio_dmas overlapping [start, last] are mapped onto exactly their pinned frames, and every PTE there is a dma's. */
+function checkRange(st: State, c: VfioContainer, start: bigint, last: bigint, out: InvariantViolation[]): void {
+  const i = c.iommu!;
+  const d = st.domains.get(i.domain!)!;
+  const ps = BigInt(st.pageSize);
+  const bad = (message: string): void => void out.push({ name: 'type1-dma-mapped', rule: R_T1_MAPPED, message: `container ${c.id}, domain ${d.id}: ${message}` });
+  for (const r of d.map.intersecting(start, last)) {
+    const dma = i.dmas.iterFirst(r.start, r.start)?.value;
+    if (dma === undefined || dma.iova + dma.size - 1n < r.last) return bad(`[${hex(r.start)}, ${hex(r.last)}] is mapped, but no vfio_dma covers it (a device reaches a page nobody pinned for it)`);
+  }
+  for (const n of i.dmas.intersecting(start, last)) {
+    const dma = n.value;
+    if (dma.hasRsvd) continue;
+    // Walk the dma's pinned runs in IOVA order against the domain's mapped runs.
+    let at = dma.iova;
+    for (const run of dma.pinned) {
+      const runLast = at + BigInt(run.npages) * ps - 1n;
+      let cur = at;
+      for (const m of d.map.intersecting(at, runLast)) {
+        const s0 = m.start > at ? m.start : at;
+        if (s0 !== cur) return bad(`IOVA ${hex(cur)} of the vfio_dma at ${hex(dma.iova)} is not mapped, though it pinned frame ${run.frame + Number((cur - at) / ps)} for it`);
+        const want = BigInt(run.frame) * ps + (s0 - at), got = m.value + (s0 - m.start);
+        if (got !== want) return bad(`IOVA ${hex(s0)} maps ${hex(got)}, but the vfio_dma at ${hex(dma.iova)} pinned ${hex(want)} there`);
+        cur = (m.last < runLast ? m.last : runLast) + 1n;
+      }
+      if (cur !== runLast + 1n) return bad(`IOVA ${hex(cur)} of the vfio_dma at ${hex(dma.iova)} is not mapped, though it pinned a frame for it`);
+      at = runLast + 1n;
+    }
+    if (at !== dma.iova + dma.size) return bad(`the vfio_dma [${hex(dma.iova)}, ${hex(dma.iova + dma.size - 1n)}] pinned ${(at - dma.iova) / ps} page(s) of its ${dma.size / ps}`);
+  }
+}
+
+function checkContainer(st: State, c: VfioContainer, ranges: readonly { iova: bigint; last: bigint }[] | 'all', out: InvariantViolation[]): void {
+  const i = c.iommu;
+  if (i === undefined) return;
+  const n = i.dmas.size;
+  if (n > i.dmaLimit || i.dmaAvail !== i.dmaLimit - n)
+    out.push({ name: 'type1-dma-limit', rule: R_T1_LIMIT, message: `container ${c.id}: ${n} vfio_dma(s), dma_avail ${i.dmaAvail}, dma_entry_limit ${i.dmaLimit}` });
+  if (i.domain === undefined || !st.domains.has(i.domain)) return;
+  for (const r of ranges === 'all' ? [{ iova: 0n, last: (1n << 64n) - 1n }] : ranges) checkRange(st, c, r.iova, r.last, out);
+}
+
+/** The type1 invariants over the containers the step touched (all of them for a full check). */
+export function checkType1(st: State, scope: Scope, out: InvariantViolation[]): void {
+  if (!scope.all && scope.containers.size === 0) return;
+  for (const c of st.containers.values()) {
+    if (!scope.all && !scope.containers.has(c.id)) continue;
+    const dom = c.iommu?.domain;
+    checkContainer(st, c, scope.all ? 'all' : (dom === undefined ? undefined : scope.domains.get(dom)) ?? [], out);
+  }
+}
