@@ -16,20 +16,12 @@ import { resolveT1, t1CmdArb, type T1Cmd } from './commands_type1.js';
 import { u64Json, type TraceLine } from './kernel.js';
 
 import { BUFFERS, PAGE, U64_MAX } from './buffers.js';
+import {
+  areasOf, finalized, fitLength, hex, idOf, ioctl, iommufdFds, IOVA_CONSTS, iovaPick, pick, resolveIova, sel, type IovaPick,
+} from './choices.js';
 
-export { BUFFERS, PAGE, U64_MAX };
+export { BUFFERS, PAGE, U64_MAX, IOVA_CONSTS, fitLength, resolveIova, type IovaPick };
 
-/** IOVAs worth trying: page 0, the mock aperture's edges, 4 GiB, the top of the address space. */
-export const IOVA_CONSTS: readonly bigint[] = [
-  1n << 24n, 0n, (1n << 24n) + (1n << 20n), PAGE, 1n << 28n, (1n << 31n) - 16n * PAGE, 1n << 32n, 1n << 25n, 1n << 40n, 1n << 63n,
-  U64_MAX - (2n << 20n) + 1n, U64_MAX - 16n * PAGE + 1n, U64_MAX - 4n * PAGE + 1n, 0x10000n,
-];
-
-/** Where an IOVA comes from: the `n`th area of the IOAS plus `off` pages, the byte after it, or a constant. */
-export type IovaPick =
-  | { readonly k: 'area'; readonly n: number; readonly off: number }
-  | { readonly k: 'end'; readonly n: number }
-  | { readonly k: 'const'; readonly i: number };
 /** Where a range ends: `pages` pages on, or `back` pages below the top of the address space. */
 export type EndPick = { readonly k: 'len'; readonly pages: number } | { readonly k: 'top'; readonly back: number };
 
@@ -66,12 +58,6 @@ export type CmdOp = Cmd['op'];
 
 // ---- generation ------------------------------------------------------------------------------------------------
 
-const sel = fc.nat({ max: 15 });
-const iovaPick: fc.Arbitrary<IovaPick> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ k: fc.constant('area' as const), n: sel, off: fc.nat({ max: 8 }) }) },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('end' as const), n: sel }) },
-  { weight: 3, arbitrary: fc.record({ k: fc.constant('const' as const), i: fc.nat({ max: IOVA_CONSTS.length - 1 }) }) },
-);
 const endPick: fc.Arbitrary<EndPick> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ k: fc.constant('len' as const), pages: fc.integer({ min: 1, max: 16 }) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('top' as const), back: fc.nat({ max: 4 }) }) },
@@ -141,55 +127,7 @@ export interface Resolved {
   readonly info: OpInfo;
 }
 
-const hex = (v: bigint): string => `0x${v.toString(16)}`;
 const RW = ['IOMMU_IOAS_MAP_WRITEABLE', 'IOMMU_IOAS_MAP_READABLE'];
-
-const finalized = (c: IommufdCtx, pred: (o: KObject) => boolean): KObject[] =>
-  [...c.objects.values()].filter((o) => o.life === S_FINALIZED && pred(o)).sort((a, b) => a.id - b.id);
-const pick = <T>(xs: readonly T[], n: number): T | undefined => (xs.length === 0 ? undefined : xs[n % xs.length]);
-/** The id of the `n`th live object, or a small id that is probably not one (ENOENT paths) when there is none. */
-const idOf = (xs: readonly KObject[], n: number): number => pick(xs, n)?.id ?? 1 + (n % 4);
-
-function areasOf(c: IommufdCtx | undefined, ioas: number): Area[] {
-  const i = c?.objects.get(ioas)?.ioas?.iopt;
-  return i === undefined ? [] : [...i.areas.inOrder()].map((n) => n.value);
-}
-
-/** Pages into an area an `area` pick lands: inside it for small offsets, possibly past its end for large ones. */
-const offPages = (a: Area, off: number): bigint => {
-  const n = (a.last - a.start) / PAGE + 1n;
-  return off < 6 ? BigInt(off) % n : BigInt(off);
-};
-
-export function resolveIova(p: IovaPick, areas: readonly Area[]): bigint {
-  switch (p.k) {
-    case 'area': {
-      const a = pick(areas, p.n);
-      return a === undefined ? IOVA_CONSTS[p.n % IOVA_CONSTS.length]! : (a.start + offPages(a, p.off) * PAGE) & U64_MAX;
-    }
-    case 'end': {
-      const a = pick(areas, p.n);
-      return a === undefined ? IOVA_CONSTS[p.n % IOVA_CONSTS.length]! : a.last + 1n > U64_MAX ? a.start : a.last + 1n;
-    }
-    case 'const':
-      return IOVA_CONSTS[p.i % IOVA_CONSTS.length]!;
-  }
-}
-
-/**
- * A length of `pages` pages from an IOVA picked inside an area, cut to what is left of the area most of the time
- * (a walk past the area is ENOENT unless the next area is adjacent, which is worth trying too: odd page counts).
- */
-export function fitLength(p: IovaPick, areas: readonly Area[], pages: number): bigint {
-  const want = BigInt(pages) * PAGE;
-  if (p.k !== 'area' || pages % 2 === 1) return want;
-  const a = pick(areas, p.n);
-  if (a === undefined) return want;
-  const from = (a.start + offPages(a, p.off) * PAGE) & U64_MAX;
-  if (from > a.last) return want;
-  const left = a.last - from + 1n;
-  return left < want ? left : want;
-}
 
 function resolveLast(start: bigint, e: EndPick): bigint {
   if (e.k === 'len') return start + BigInt(e.pages) * PAGE - 1n > U64_MAX ? U64_MAX : start + BigInt(e.pages) * PAGE - 1n;
@@ -197,20 +135,9 @@ function resolveLast(start: bigint, e: EndPick): bigint {
   return last > start ? last : U64_MAX;
 }
 
-const ioctl = (fd: number, cmd: string, arg: Record<string, unknown>): TraceLine => ({ op: 'ioctl', fd, cmd, arg });
 const testCmd = (fd: number, op: string, id: number, member: string, m: Record<string, unknown>): TraceLine =>
   ioctl(fd, 'IOMMU_TEST_CMD', { op, id, [member]: m });
 
-/** The open iommufd fds, lowest first. */
-function iommufdFds(st: State): { fd: number; ctx: IommufdCtx }[] {
-  const out: { fd: number; ctx: IommufdCtx }[] = [];
-  for (const [fd, f] of [...st.fds].sort((a, b) => a[0] - b[0]))
-    if (f.kind === 'iommufd') {
-      const ctx = st.ctxs.get(f.ctx);
-      if (ctx !== undefined) out.push({ fd, ctx });
-    }
-  return out;
-}
 function accessFds(st: State): { fd: number; ctx: IommufdCtx; obj: KObject }[] {
   const out: { fd: number; ctx: IommufdCtx; obj: KObject }[] = [];
   for (const [fd, f] of [...st.fds].sort((a, b) => a[0] - b[0]))
