@@ -6,6 +6,7 @@
  * given a scope look at the listed entities (and what they need around them) only, so a check run after every step
  * of a long replay costs O(what the step touched), not O(state).
  */
+import { isDeadPages } from '../hw/dmabuf.js';
 import type { Area, Iopt } from '../hw/io_pagetable.js';
 import type { IommufdCtx, KObject, State } from './state.js';
 
@@ -164,11 +165,15 @@ export function scanIndexes(st: State): Indexes {
  * Whether an area is filled (stored in its IOAS's domains, the kernel's `domains_itree` membership): a published
  * area of an IOAS with domains always is (`iopt_map_pages` fills before it publishes, `iopt_table_add_domain` fills
  * every published area); an unpublished one is while MAP has filled it and until UNMAP has unfilled it, which shows
- * as its first IOVA being mapped in the IOAS's first domain.
+ * as its first IOVA being mapped in the IOAS's first domain, or, for a dma-buf area a revocation killed (mapped
+ * nowhere), until UNMAP removes it.
  */
 export function isFilled(st: State, iopt: Iopt, a: Area): boolean {
   if (iopt.domains.length === 0) return false;
   if (a.published) return true;
+  // A dead dma-buf area (hw/dmabuf.ts) is filled but mapped nowhere: it stays filled until its unmap removes it.
+  const p = st.pages.get(a.pages);
+  if (p !== undefined && isDeadPages(st, p)) return true;
   const d = st.domains.get(iopt.domains[0]!);
   return d !== undefined && d.map.iterFirst(a.start, a.start) !== undefined;
 }
