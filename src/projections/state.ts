@@ -323,6 +323,7 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'ViommuInitialized':
     case 'HwptNestedInitialized':
     case 'NestedIotlbSet':
+    case 'DeviceCacheSet':
     case 'VdeviceInitialized':
     case 'ObjectTombstoned':
     case 'HwQueueInitialized':
