@@ -1,6 +1,7 @@
 /**
  * HW page tables (drivers/iommu/iommufd/hw_pagetable.c): IOMMU_HWPT_ALLOC, IOMMU_HWPT_SET_DIRTY_TRACKING,
- * IOMMU_HWPT_GET_DIRTY_BITMAP, IOMMU_HWPT_INVALIDATE, and the paging HWPT's life: `iommufd_hwpt_paging_alloc`
+ * IOMMU_HWPT_GET_DIRTY_BITMAP, IOMMU_HWPT_INVALIDATE (of a nested HWPT or a vIOMMU, both the mock's:
+ * hwpt_nested.ts), and the paging HWPT's life: `iommufd_hwpt_paging_alloc`
  * (a domain from the device's driver, added to the IOAS: its aperture reserved, its IOVA mappings filled) and
  * `iommufd_hwpt_paging_destroy` (the domain removed from the IOAS, unmapped and freed).
  *

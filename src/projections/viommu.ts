@@ -4,7 +4,8 @@
  *
  * A vIOMMU holds its nesting parent; a nested HWPT holds its parent HWPT or vIOMMU; a vDEVICE holds its vIOMMU; a
  * HW queue holds its vIOMMU (and queue index-1 when index > 0, `iommufd_hw_queue_depend`). Those `users`
- * references are plain ObjectRefTaken events; what is kept here is what the handlers must look up.
+ * references are plain ObjectRefTaken events; what is kept here is what the handlers must look up, and the mock's
+ * cache words a vIOMMU invalidation clears (nested IOTLB words, device cache words).
  *
  * mmap cookies live in `ictx->mt_mmap`, a maple tree handing out page-aligned offsets from PAGE_SIZE: each names
  * an owner object and the physical range it exposes (modelled as a hidden memfd's pages). Each VMA mapping a
