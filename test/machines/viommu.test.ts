@@ -77,6 +77,20 @@ describe('IOMMU_VIOMMU_ALLOC', () => {
     expect(problems).toEqual([]);
   });
 
+  it('keeps the owner busy while any piece of a VMA that munmap cut in part still maps its cookie', () => {
+    const { problems, st } = replay([
+      ...withCookie,
+      { op: 'mmap', length: 8192, prot: ['PROT_READ'], flags: ['MAP_SHARED'], fd: '$fd', offset: 4096, ret: '0x7f0000200000' },
+      { op: 'munmap', addr: '0x7f0000200000', length: 4096, ret: 0 },
+      { op: 'ioctl', fd: '$fd', cmd: 'IOMMU_DESTROY', arg: { id: '$viommu' }, errno: 'EBUSY' },
+      { op: 'mem_read', addr: '0x7f0000201000', length: 4, out: { data: '00000000' } },
+      { op: 'munmap', addr: '0x7f0000201000', length: 4096, ret: 0 },
+      { op: 'ioctl', fd: '$fd', cmd: 'IOMMU_DESTROY', arg: { id: '$viommu' }, ret: 0 },
+    ]);
+    expect(problems).toEqual([]);
+    expect([...st.ctxs.values()].map((c) => c.v.vmas.size)).toEqual([0]);
+  });
+
   it('every successful mmap maps a live owner\'s cookie exactly, and no owner is destroyed while mapped', () => {
     const page = 4096;
     const step = fc.oneof(
