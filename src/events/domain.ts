@@ -34,8 +34,8 @@ export type FileRef =
   | { readonly kind: 'access'; readonly ctx: number; readonly access: number }
   /** The anonymous file of a fault queue or vEVENTQ (`[iommufd-pgfault]`, `[iommufd-viommu-event]`), eventq.c. */
   | { readonly kind: 'eventq'; readonly ctx: number; readonly id: number }
-  /** A dma-buf exported by the selftest (`iommufd_test_dmabuf_get`): its memory is kernel memfd `memfd` of `size` bytes. */
-  | { readonly kind: 'dmabuf'; readonly memfd: number; readonly size: bigint };
+  /** A dma-buf (hw/dmabuf.ts) of `size` bytes, exported by the selftest or by a VFIO device's BAR. */
+  | { readonly kind: 'dmabuf'; readonly dmabuf: number; readonly size: bigint };
 
 export type DomainEvent =
   | { readonly type: 'TraceStarted'; readonly pageSize: number; readonly memory: 'explicit' | 'implicit' }
@@ -58,8 +58,10 @@ export type DomainEvent =
   | { readonly type: 'AccountModeSet'; readonly ctx: number; readonly mode: 0 | 1 }
   /** `iopt_alloc_user_pages` / `iopt_alloc_file_pages`: the pages a MAP will slice into areas (nothing pinned yet). */
   | {
-    readonly type: 'PagesCreated'; readonly pages: number; readonly kind: 'user' | 'file'; readonly uptr: bigint;
+    readonly type: 'PagesCreated'; readonly pages: number; readonly kind: 'user' | 'file' | 'dmabuf'; readonly uptr: bigint;
     readonly memfd: number | undefined; readonly fileStart: bigint; readonly npages: number; readonly writable: boolean;
+    /** The dma-buf of IOPT_ADDRESS_DMABUF pages (hw/dmabuf.ts). */
+    readonly dmabuf?: number;
     /** IOPT_PAGES_ACCOUNT_NONE 0, USER 1, MM 2. */
     readonly accountMode: 0 | 1 | 2;
   }
@@ -216,6 +218,16 @@ export type DomainEvent =
    * replay reports it as a warning.
    */
   | { readonly type: 'StaleDeviceMapping'; readonly exporter: string; readonly container: number; readonly iova: bigint; readonly last: bigint; readonly why: string }
+  /**
+   * Peer-to-peer revocation: the IOMMU mapping [iova, last] of another device's memory (dma-buf `dmabuf`, exported by
+   * `exporter`) in `domain`, area `area` of IOAS `ioas`, is removed because the exporter revoked it (pages.c
+   * `iopt_revoke_notify` → `iopt_area_unmap_domain_range`). Changes no state: the DomainUnmapped and IotlbFlushed
+   * that follow it do.
+   */
+  | {
+    readonly type: 'P2pUnmap'; readonly dmabuf: number; readonly exporter: string; readonly ctx: number; readonly ioas: number;
+    readonly area: number; readonly domain: number; readonly iova: bigint; readonly last: bigint;
+  }
   /** The user memory model's events (hw/mm.ts): VMAs, memfds, faults, contents, pins, mmu_notifier. */
   | MmEvent
   /** The outcome of one traced call, as the model decided it. */
@@ -244,7 +256,8 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
   ...MM_BIGINT_FIELDS,
   CallCompleted: ['ret'],
   VdeviceInitialized: ['virtId'],
-  DmabufExported: ['size'],
+  DmabufExported: ['size', 'phys'],
+  P2pUnmap: ['iova', 'last'],
   HwQueueInitialized: ['base', 'length'],
   MmapCookieAdded: ['start', 'length'],
   MmapCookieRemoved: ['start'],

@@ -1,7 +1,8 @@
 /**
  * uapi struct layouts: include/uapi/linux/iommufd.h, include/uapi/linux/vfio.h and
  * drivers/iommu/iommufd/iommufd_test.h, as restated in ../shared/spec (core §3, device §2.6, §2.7, §3.1, §5.2;
- * type1 §1). Offsets and sizes matter: the ioctl size rules (EINVAL below min_size, E2BIG for non-zero bytes
+ * type1 §1, §5.5). VFIO_DEVICE_FEATURE carries its feature's payload under the payload's name (`dma_buf`), as
+ * IOMMU_TEST_CMD carries its union members. Offsets and sizes matter: the ioctl size rules (EINVAL below min_size, E2BIG for non-zero bytes
  * past the kernel struct) and the copy-out rule (min(user size, sizeof)) are decided on them. `minSize` is the
  * kernel's `offsetofend` of the last field it requires (main.c IOCTL_OP), which for the extensible structs is
  * smaller than `size`.
@@ -59,6 +60,15 @@ const vfio = (name: string, size: number, fields: FieldDef[], minSize?: number) 
   struct(name, size, fields, { sizeField: 'argsz', ...(minSize === undefined ? {} : { minSize }) });
 
 export const iommu_iova_range = plain('iommu_iova_range', 16, [u64('start', 0), u64('last', 8)]);
+export const vfio_region_dma_range = plain('vfio_region_dma_range', 16, [u64('offset', 0), u64('length', 8)]);
+/**
+ * The payload of VFIO_DEVICE_FEATURE_DMA_BUF in `struct vfio_device_feature`'s `data[]`, at its offsets in the whole
+ * argument (8 + its own); `dma_ranges[]` is a flexible array member, given inline.
+ */
+export const vfio_device_feature_dma_buf = plain('vfio_device_feature_dma_buf', 16, [
+  u32('region_index', 8), flags('open_flags', 12, 'open'), u32('flags', 16), u32('nr_ranges', 20),
+  arr('dma_ranges', 24, vfio_region_dma_range),
+]);
 
 // The flexible `__u8 data[]` tails of two VFIO structs, named by what they hold there (docs/trace-format-type1.md):
 // the kernel reads them at `arg + minsz` only for the flags that need them, so they sit past the struct's size.
@@ -160,6 +170,9 @@ export const S = {
   ], 12),
   vfio_device_detach_iommufd_pt: vfio('vfio_device_detach_iommufd_pt', 12, [
     flags('flags', 4, 'vfio_detach'), u32('pasid', 8),
+  ], 8),
+  vfio_device_feature: vfio('vfio_device_feature', 24, [
+    flags('flags', 4, 'vfio_device_feature'), f('dma_buf', 8, { t: 'struct', def: vfio_device_feature_dma_buf }),
   ], 8),
 } as const;
 

@@ -82,7 +82,7 @@ export const COMMANDS: readonly CommandDef[] = [
   cmd('VFIO_IOMMU_UNMAP_DMA', io(VFIO_BASE + 14), CONT, st(S.vfio_iommu_type1_dma_unmap)),
   cmd('VFIO_IOMMU_ENABLE', io(VFIO_BASE + 15), ['vfio_container'], { k: 'none' }),
   cmd('VFIO_IOMMU_DISABLE', io(VFIO_BASE + 16), ['vfio_container'], { k: 'none' }),
-  cmd('VFIO_DEVICE_FEATURE', io(VFIO_BASE + 17), ['vfio_device'], { k: 'opaque' }),
+  cmd('VFIO_DEVICE_FEATURE', io(VFIO_BASE + 17), ['vfio_device'], st(S.vfio_device_feature)),
   cmd('VFIO_IOMMU_DIRTY_PAGES', io(VFIO_BASE + 17), CONT, st(S.vfio_iommu_type1_dirty_bitmap)),
   cmd('VFIO_DEVICE_BIND_IOMMUFD', io(VFIO_BASE + 18), ['vfio_device'], st(S.vfio_device_bind_iommufd)),
   cmd('VFIO_DEVICE_ATTACH_IOMMUFD_PT', io(VFIO_BASE + 19), ['vfio_device'], st(S.vfio_device_attach_iommufd_pt)),

@@ -4,10 +4,11 @@
  * `iopt_pages_update_pinned`). Every published area of an IOAS is mapped into every domain of it. The first domain
  * makes the area's pages pinned and charged; later domains map the PFNs the first one holds; the last domain to
  * leave unpins what no access still holds. The unmap order is the kernel's: unmap from the domains, then unpin.
+ * Pages of a dma-buf take their PFNs from the exporter (`pfn_reader_fill_dmabuf`, hw/dmabuf.ts): a BAR's pins no RAM.
  */
 import type { DomainEvent } from '../events/domain.js';
 import type { TraceHeader } from '../events/header.js';
-import { isDeadPages } from './dmabuf.js';
+import { dmabufFrames, isDeadPages, isDeviceMemory } from './dmabuf.js';
 import type { State } from '../projections/state.js';
 import { minPageSize, type HwDomain } from './domain.js';
 import { areaLength, describeArea, type Area, type Iopt } from './io_pagetable.js';
@@ -122,22 +123,23 @@ export function pinPagesRange(st: State, h: TraceHeader, p: IoptPages, start: nu
   const pinned: { frame: number; npages: number }[] = [];
   const giveBack = (): DomainEvent[] => (pinned.length > 0 ? [...unpinFrames(mm, pinned).events] : []);
   let n = 0;
+  const device = isDeviceMemory(st, p);
   for (const r of unpinnedRuns(p, start, last, scratch)) {
     const count = r.last - r.start + 1;
-    const res = p.kind === 'file'
-      ? pinFileRange(mm, st.pageSize, p.memfd!, p.fileStart + BigInt(r.start) * page, count)
+    const res = device ? dmabufFrames(st, p, r.start, count)
+      : p.kind !== 'user' ? pinFileRange(mm, st.pageSize, p.memfd!, p.fileStart + BigInt(r.start) * page, count)
       : pinUserRange(mm, st.memory, st.pageSize, p.uptr + BigInt(r.start) * page, count, p.writable);
     if (isMmFault(res)) {
       const undo = [...events.filter((e) => e.type !== 'PagesPinned'), ...res.events, ...giveBack()];
       return { errno: res.errno, why: `pages.c pfn_reader_user_pin: ${res.why}`, undo };
     }
     events.push(...res.events);
-    const base = p.kind === 'file' ? p.fileStart : p.uptr;
+    const base = p.kind === 'user' ? p.uptr : p.fileStart;
     for (const run of res.runs) {
       const idx = Number((run.start - base) / page);
       events.push({ type: 'PagesPinned', pages: p.id, start: idx, last: idx + run.npages - 1, frame: run.frame });
       scratch.addFrames(p.id, idx, idx + run.npages - 1, run.frame);
-      pinned.push({ frame: run.frame, npages: run.npages });
+      if (!device) pinned.push({ frame: run.frame, npages: run.npages });
     }
     scratch.pin(p.id, r.start, r.last, 1);
     n += count;
@@ -187,7 +189,7 @@ export function fillArea(
     scratch.fillAdd(p.id, a.pagesStart, a.pagesLast, 1);
   }
   // A revoked dma-buf's pages stay pinned in the model but no domain may translate to them again.
-  if (isDeadPages(st, p.memfd, p.id)) return events;
+  if (isDeadPages(st, p)) return events;
   const phys = areaPhysRuns(st, a, p, scratch);
   for (const d of domains) for (const r of phys) events.push({ type: 'DomainMapped', domain: d, iova: r.iova, last: r.last, phys: r.phys });
   return events;
@@ -226,6 +228,8 @@ export function unfillArea(st: State, a: Area, domains: readonly number[], lastD
 export function unpinPagesEvents(st: State, p: IoptPages, start: number, last: number, scratch: StepScratch): DomainEvent[] {
   const frames = [...p.frames.runs(start, last)].map((r) => ({ frame: r.value, npages: r.last - r.start + 1 }));
   scratch.pin(p.id, start, last, -1);
+  // A BAR's PFNs were never pinned in the mm (hw/dmabuf.ts): the iopt_pages just lets go of them.
+  if (isDeviceMemory(st, p)) return [{ type: 'PagesUnpinned', pages: p.id, start, last }];
   return [{ type: 'PagesUnpinned', pages: p.id, start, last }, ...unpinFrames(scratch.mm(st), frames).events];
 }
 

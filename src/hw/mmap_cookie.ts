@@ -9,7 +9,8 @@
  * (`out_mmap_offset`/`out_mmap_length`); `mmap(fd, offset)` then finds the cookie, requires MAP_SHARED (EINVAL) and
  * no PROT_EXEC (EPERM), and only the exact offset and length of a cookie whose owner is alive (ENXIO otherwise).
  * Each VMA takes a `users` reference on the owner, so IOMMU_DESTROY of the owner is EBUSY until munmap; the VMA
- * also holds the iommufd file (`vma->vm_file`). The range behind a cookie is modelled as a hidden memfd's pages.
+ * also holds the iommufd file (`vma->vm_file`); a VMA split by a partial munmap holds one of each per piece. The
+ * range behind a cookie is modelled as a hidden memfd's pages.
  */
 import type { DomainEvent } from '../events/domain.js';
 import type { IommufdCtx, State } from '../projections/state.js';
@@ -93,24 +94,33 @@ export function cookieVmaEvents(ctx: IommufdCtx, c: MmapCookie, start: bigint, l
 }
 
 /**
- * `iommufd_fops_vma_close` for every cookie VMA that munmap of [start, last] removes. A VMA cut in part would be
- * split (vma_open on the new piece): returned as `partial` for the caller to refuse.
+ * munmap of [start, last] over the cookie VMAs: a VMA inside it is closed (`iommufd_fops_vma_close`: the owner and
+ * file references go); a VMA it cuts is split first (`__split_vma`: each new piece gets `vm_ops->open`, a reference
+ * on the owner, and `get_file`), then the piece inside is closed, so what stays mapped keeps one reference per piece.
+ * `lastRef` names a context whose last file reference this drops (a release from munmap, which the caller refuses).
  */
-export function cookieVmaUnmapEvents(st: State, start: bigint, last: bigint): { events: DomainEvent[]; partial: boolean; lastRef: number | undefined } {
+export function cookieVmaUnmapEvents(st: State, start: bigint, last: bigint): { events: DomainEvent[]; lastRef: number | undefined } {
   const events: DomainEvent[] = [];
-  let partial = false, lastRef: number | undefined;
+  let lastRef: number | undefined;
   for (const ctx of st.ctxs.values()) {
     let refs = ctx.fileRefs;
     for (const v of ctx.v.vmas.values()) {
       if (v.last < start || v.start > last) continue;
-      if (v.start < start || v.last > last) { partial = true; continue; }
-      events.push(
-        { type: 'CookieVmaUnmapped', ctx: ctx.id, start: v.start },
-        { type: 'ObjectRefDropped', ctx: ctx.id, id: v.owner, by: 0 },
-        { type: 'CtxRefDropped', ctx: ctx.id },
-      );
-      if (--refs === 0) lastRef = ctx.id;
+      const kept = [
+        ...(v.start < start ? [{ start: v.start, last: start - 1n }] : []),
+        ...(v.last > last ? [{ start: last + 1n, last: v.last }] : []),
+      ];
+      events.push({ type: 'CookieVmaUnmapped', ctx: ctx.id, start: v.start });
+      for (const k of kept)
+        events.push(
+          { type: 'CookieVmaMapped', ctx: ctx.id, start: k.start, last: k.last, cookie: v.cookie, owner: v.owner },
+          { type: 'ObjectRefTaken', ctx: ctx.id, id: v.owner, by: 0 },
+          { type: 'CtxRefTaken', ctx: ctx.id },
+        );
+      events.push({ type: 'ObjectRefDropped', ctx: ctx.id, id: v.owner, by: 0 }, { type: 'CtxRefDropped', ctx: ctx.id });
+      refs += kept.length - 1;
+      if (refs === 0) lastRef = ctx.id;
     }
   }
-  return { events, partial, lastRef };
+  return { events, lastRef };
 }

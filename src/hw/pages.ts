@@ -15,14 +15,19 @@ import { LINEAR, RunMap } from './mm_runmap.js';
 import { RangeMap } from './range_map.js';
 
 export const IOPT_PAGES_ACCOUNT_NONE = 0, IOPT_PAGES_ACCOUNT_USER = 1, IOPT_PAGES_ACCOUNT_MM = 2;
+export type PagesKind = 'user' | 'file' | 'dmabuf';
 
 export interface IoptPages {
   readonly id: number;
-  readonly kind: 'user' | 'file';
+  /** IOPT_ADDRESS_USER, _FILE (a memfd) or _DMABUF (hw/dmabuf.ts: the exporter's memory, never charged). */
+  readonly kind: PagesKind;
   /** User VA of page 0 (page aligned), for user pages. */
   readonly uptr: bigint;
+  /** The memfd of file pages; of dma-buf pages, the selftest exporter's kernel memfd (undefined for a BAR). */
   readonly memfd: number | undefined;
-  /** Byte offset in the file of page 0 (page aligned), for file pages. */
+  /** The dma-buf of dma-buf pages. */
+  readonly dmabuf: number | undefined;
+  /** Byte offset in the file (or dma-buf) of page 0 (page aligned), for file and dma-buf pages. */
   readonly fileStart: bigint;
   readonly npages: number;
   readonly writable: boolean;
@@ -58,7 +63,7 @@ export function pagesEvolve(st: State, ev: PagesEvent): void {
   switch (ev.type) {
     case 'PagesCreated':
       st.pages.set(ev.pages, {
-        id: ev.pages, kind: ev.kind, uptr: ev.uptr, memfd: ev.memfd, fileStart: ev.fileStart, npages: ev.npages,
+        id: ev.pages, kind: ev.kind, uptr: ev.uptr, memfd: ev.memfd, dmabuf: ev.dmabuf, fileStart: ev.fileStart, npages: ev.npages,
         writable: ev.writable, accountMode: ev.accountMode, refs: 0, fillUsers: new RangeMap(), accessUsers: new RangeMap(), pinned: new RangeMap(),
         frames: new RunMap(LINEAR),
       });
@@ -113,10 +118,10 @@ function pagesOf(st: State, id: number): IoptPages {
 
 /** A not-yet-created iopt_pages (its PagesCreated event goes out with the MAP's reservation). */
 export function newPages(
-  id: number, kind: 'user' | 'file', uptr: bigint, memfd: number | undefined, fileStart: bigint, npages: number,
-  writable: boolean, accountMode: 0 | 1 | 2,
+  id: number, kind: PagesKind, uptr: bigint, memfd: number | undefined, fileStart: bigint, npages: number,
+  writable: boolean, accountMode: 0 | 1 | 2, dmabuf?: number,
 ): IoptPages {
-  return { id, kind, uptr, memfd, fileStart, npages, writable, accountMode, refs: 0, fillUsers: new RangeMap(), accessUsers: new RangeMap(), pinned: new RangeMap(), frames: new RunMap(LINEAR) };
+  return { id, kind, uptr, memfd, dmabuf, fileStart, npages, writable, accountMode, refs: 0, fillUsers: new RangeMap(), accessUsers: new RangeMap(), pinned: new RangeMap(), frames: new RunMap(LINEAR) };
 }
 
 export function clonePages(p: IoptPages): IoptPages {

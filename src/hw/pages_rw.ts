@@ -11,7 +11,8 @@
  * - `iopt_pages_rw_slow` (slow path over several pages, and always for file pages): a `pfn_reader` that takes the
  *   pages already pinned (xarray or domain) and pins the others for the copy only (user pages through the page
  *   table, FOLL_WRITE when the pages are writable; file pages through the page cache, allocating missing ones).
- * Whatever the path, the faults and page-cache allocations stay, and no pin or charge is left behind.
+ * Whatever the path, the faults and page-cache allocations stay, and no pin or charge is left behind. A dma-buf's
+ * pages (hw/dmabuf.ts) have no CPU path at all: EINVAL.
  *
  * The physical copy itself (`copy_data_page`) is `frameBytes` / `frameWriteEvents`, which device DMA shares.
  */
@@ -69,6 +70,7 @@ export function iopt_pages_rw_access(st: State, p: IoptPages, startByte: bigint,
   const fn = 'pages.c iopt_pages_rw_access';
   const length = rw.data.length;
   if (rw.write && !p.writable) return { errno: 'EPERM', why: `${fn}: a write to read-only pages`, events: [] };
+  if (p.kind === 'dmabuf') return { errno: 'EINVAL', why: `${fn}: the pages are a dma-buf's (iopt_is_dmabuf): no CPU access through an access`, events: [] };
   const ps = BigInt(st.pageSize);
   const first = Number(startByte / ps), last = Number((startByte + BigInt(length) - 1n) / ps);
   if (p.kind === 'user' && !rw.slowPath) {

@@ -1,6 +1,7 @@
 /**
  * HW page tables (drivers/iommu/iommufd/hw_pagetable.c): IOMMU_HWPT_ALLOC, IOMMU_HWPT_SET_DIRTY_TRACKING,
- * IOMMU_HWPT_GET_DIRTY_BITMAP, IOMMU_HWPT_INVALIDATE, and the paging HWPT's life: `iommufd_hwpt_paging_alloc`
+ * IOMMU_HWPT_GET_DIRTY_BITMAP, IOMMU_HWPT_INVALIDATE (of a nested HWPT or a vIOMMU, both the mock's:
+ * hwpt_nested.ts), and the paging HWPT's life: `iommufd_hwpt_paging_alloc`
  * (a domain from the device's driver, added to the IOAS: its aperture reserved, its IOVA mappings filled) and
  * `iommufd_hwpt_paging_destroy` (the domain removed from the IOAS, unmapped and freed).
  *
@@ -18,7 +19,7 @@ import type { TraceHeader } from '../events/header.js';
 import { fail, respond, succeed, u32, unmodelled, type Arg, type Call, type Handler, type Step } from './ioctl.js';
 import { getObject, lookupWhy } from './objects.js';
 import { attachEvents } from './device.js';
-import { hwptNestedAllocEvents, nestedInvalidate } from './hwpt_nested.js';
+import { hwptNestedAllocEvents, nestedInvalidate, viommuInvalidate } from './hwpt_nested.js';
 import { iommufd_hwpt_get_dirty_bitmap, iommufd_hwpt_set_dirty_tracking } from './dirty.js';
 
 export const HWPT_ALLOC_NEST_PARENT = 1, HWPT_ALLOC_DIRTY_TRACKING = 2, HWPT_FAULT_ID_VALID = 4, HWPT_ALLOC_PASID = 8;
@@ -160,7 +161,8 @@ function iommufd_hwpt_invalidate(c: Call, a: Arg): Step {
   const o = getObject(c.ctx, id, 'ANY');
   if (o === undefined) return fail('ENOENT', `${fn}: ${lookupWhy(c.ctx, id, 'ANY')}`, [], out);
   if (o.kind !== 'HWPT_NESTED' && o.kind !== 'VIOMMU') return fail('EINVAL', `${fn}: object ${id} is a ${o.kind}; only nested HWPTs and vIOMMUs take invalidations`, [], out);
-  if (o.kind === 'VIOMMU') return unmodelled('IOMMU_HWPT_INVALIDATE of a vIOMMU (mock_viommu_cache_invalidate)');
+  // Every vIOMMU the model allocates is the mock's, whose ops have cache_invalidate.
+  if (o.kind === 'VIOMMU') return viommuInvalidate(c, a, o, (n) => ({ entry_num: BigInt(n) }));
   return nestedInvalidate(c, a, o, (n) => ({ entry_num: BigInt(n) }));
 }
 

@@ -7,7 +7,8 @@
  * Theory of operation. A nested HWPT is a stage-1 domain owned by the guest that translates through a stage-2
  * parent: a NEST_PARENT HWPT_PAGING given directly, or the one a vIOMMU holds. It holds a reference on what it was
  * allocated on (so the parent is EBUSY to destroy) and has no IOVA mappings of its own. The mock nested domain
- * keeps four IOTLB words, all set from the `iommu_hwpt_selftest.iotlb` given at allocation.
+ * keeps four IOTLB words, all set from the `iommu_hwpt_selftest.iotlb` given at allocation; IOMMU_HWPT_INVALIDATE
+ * clears them, and, given a mock vIOMMU, clears the cache words of the mock devices behind its vDEVICEs.
  */
 import type { DomainEvent } from '../events/domain.js';
 import type { Failure } from '../hw/iopt_ops.js';
@@ -90,6 +91,55 @@ export function nestedInvalidate(c: Call, a: Arg, o: KObject, out: (n: number) =
     }
   }
   return succeed(`${fn}: ${num} entr${num === 1 ? 'y' : 'ies'} invalidated in HWPT ${o.id}`, respond(a, out(num)), events);
+}
+
+/** `struct iommu_viommu_invalidate_selftest` {flags, vdev_id, cache_id}; the mock device's cache words. */
+const VIOMMU_INVALIDATE_SELFTEST_SIZE = 12, MOCK_DEV_CACHE_ID_MAX = 3;
+
+/**
+ * `mock_viommu_cache_invalidate` (called by `iommufd_hwpt_invalidate` for a vIOMMU): an empty array of the right type
+ * is a type probe; otherwise the whole array is copied first (`iommu_copy_struct_from_full_user_array`: type, then
+ * each entry zero-extended or with a zero tail, else E2BIG), then each entry names a vDEVICE of this vIOMMU by its
+ * virtual ID and one or all of its device's cache words. The first bad entry stops the walk; `entry_num` reports how
+ * many were done before it.
+ */
+export function viommuInvalidate(c: Call, a: Arg, o: KObject, out: (n: number) => Record<string, bigint>): Step {
+  const fn = 'selftest.c mock_viommu_cache_invalidate';
+  const num = u32(a, 'entry_num'), len = u32(a, 'entry_len');
+  const typed = u32(a, 'data_type') === HWPT_INVALIDATE_DATA_SELFTEST;
+  if (num === 0 && typed) return succeed(`${fn}: an empty array of IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST (a type probe)`, respond(a, out(0)));
+  const copy = 'iommu.h iommu_copy_struct_from_full_user_array';
+  if (!typed) return fail('EINVAL', `${copy}: data_type is not IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST`, [], respond(a, out(0)));
+  if (len > VIOMMU_INVALIDATE_SELFTEST_SIZE && (len - VIOMMU_INVALIDATE_SELFTEST_SIZE) % 4 !== 0) return unmodelled(`${len}-byte vIOMMU invalidation entries (a tail that is not whole u32s)`);
+  const entries: { flags: number; vdev: number; cache: number }[] = [];
+  for (let i = 0; i < num; i++) {
+    const d = userData(a, 'data_uptr', len, 0, len, `${copy}: copy_struct_from_user`, i * len);
+    if ('unmodelled' in d) return unmodelled(d.unmodelled);
+    if ('errno' in d) return fail(d.errno, `entry ${i}: ${d.why}`, [], respond(a, out(0)));
+    for (let off = VIOMMU_INVALIDATE_SELFTEST_SIZE; off < len; off += 4)
+      if (d.u32(off, `tail${off}`) !== 0) return fail('E2BIG', `${copy}: entry ${i} has non-zero bytes past the kernel's 12-byte struct`, [], respond(a, out(0)));
+    entries.push({ flags: d.u32(0, 'flags'), vdev: d.u32(4, 'vdev_id'), cache: d.u32(8, 'cache_id') });
+  }
+  const events: DomainEvent[] = [];
+  const caches = new Map<number, number[]>();
+  const done = (i: number, errno: 'EINVAL' | 'EOPNOTSUPP', why: string): Step => fail(errno, `${fn}: entry ${i}: ${why}`, events, respond(a, out(i)));
+  for (const [i, e] of entries.entries()) {
+    if ((e.flags & ~IOMMU_TEST_INVALIDATE_FLAG_ALL) !== 0) return done(i, 'EOPNOTSUPP', `flags 0x${e.flags.toString(16)} beyond IOMMU_TEST_INVALIDATE_FLAG_ALL`);
+    if (e.cache > MOCK_DEV_CACHE_ID_MAX) return done(i, 'EINVAL', `cache_id ${e.cache} > MOCK_DEV_CACHE_ID_MAX`);
+    // iommufd_viommu_find_dev: the vDEVICE of this vIOMMU with that virtual ID (viommu->vdevs is indexed by it).
+    const vdev = [...c.ctx.objects.values()].find((x) => x.life === 1 && x.vdev?.viommu === o.id && x.vdev.virtId === BigInt(e.vdev));
+    if (vdev === undefined) return done(i, 'EINVAL', `no vDEVICE with virt_id ${e.vdev} on vIOMMU ${o.id}`);
+    const idev = vdev.vdev!.idev;
+    const cache = caches.get(idev) ?? c.ctx.objects.get(idev)!.idev!.cache.slice();
+    caches.set(idev, cache);
+    for (let j = 0; j < cache.length; j++) {
+      if (((e.flags & IOMMU_TEST_INVALIDATE_FLAG_ALL) !== 0 || j === e.cache) && cache[j] !== 0) {
+        cache[j] = 0;
+        events.push({ type: 'DeviceCacheSet', ctx: c.ctx.id, idev, index: j, value: 0 });
+      }
+    }
+  }
+  return succeed(`${fn}: ${num} entr${num === 1 ? 'y' : 'ies'} invalidated through vIOMMU ${o.id}`, respond(a, out(num)), events);
 }
 
 /** `iommufd_test_md_check_iotlb`: one IOTLB word of a mock nested HWPT. */

@@ -13,6 +13,7 @@ import { U64_MAX } from '../events/values.js';
 import { areaLength, describeArea, IOMMU_READ, IOMMU_WRITE, usableRanges } from '../hw/io_pagetable.js';
 import { iopt_get_pages, iopt_map_pages, iopt_unmap_iova_range, isFailure, putPages, type PagesSlice } from '../hw/iopt_ops.js';
 import { newPages } from '../hw/pages.js';
+import { iopt_alloc_dmabuf_pages } from '../hw/dmabuf.js';
 import { notifyAccessesEvents } from './access.js';
 import { iommu_iova_range } from '../events/structs.js';
 import { mmDraft } from '../hw/mm.js';
@@ -156,7 +157,7 @@ function iommufd_ioas_map(c: Call, a: Arg): Step {
   return holding(c.ctx.id, id, mapCommon(c, a, id, slice, fn));
 }
 
-/** `iommufd_ioas_map_file` → `iopt_map_file_pages` (memfds, and the selftest's dma-bufs as uncharged memfd pages). */
+/** `iommufd_ioas_map_file` → `iopt_map_file_pages`: a dma-buf (`dma_buf_get` succeeds) or else a memfd. */
 function iommufd_ioas_map_file(c: Call, a: Arg): Step {
   const fn = 'iommufd_ioas_map_file';
   const length = u64(a, 'length'), start = u64(a, 'start');
@@ -170,18 +171,25 @@ function iommufd_ioas_map_file(c: Call, a: Arg): Step {
   const fd = Number(BigInt.asIntN(32, u64(a, 'fd')));
   const f = c.k.st.fds.get(fd);
   if (f === undefined) return fail('EBADF', `io_pagetable.c iopt_map_file_pages: fget(${fd}): fd is not open`);
-  if (f.kind !== 'memfd' && f.kind !== 'dmabuf') return unmodelled(`IOMMU_IOAS_MAP_FILE of ${f.kind === 'other' ? f.path : `a ${f.kind} file`} (only memfds and mock dma-bufs are modelled)`);
-  // iopt_alloc_dmabuf_pages: the range must lie inside the dma-buf, and its memory is never charged (ACCOUNT_NONE).
-  if (f.kind === 'dmabuf' && start + length > f.size)
-    return fail('EINVAL', `pages.c iopt_alloc_dmabuf_pages: [${hex(start)}, +${hex(length)}) passes the end of the ${hex(f.size)}-byte dma-buf`);
-  if (f.kind === 'dmabuf' && c.k.st.dmabufs.get(f.memfd)?.revoked)
-    return fail('ENODEV', 'selftest.c iommufd_test_dma_buf_iommufd_map: the exporter has revoked the dma-buf');
+  if (f.kind !== 'memfd' && f.kind !== 'dmabuf') return unmodelled(`IOMMU_IOAS_MAP_FILE of ${f.kind === 'other' ? f.path : `a ${f.kind} file`} (only memfds and dma-bufs are modelled)`);
+  if (f.kind === 'dmabuf') {
+    const refused = iopt_alloc_dmabuf_pages(c.k.st, f.dmabuf, start, length);
+    if (refused !== undefined) return fail(refused.errno, refused.why);
+  }
   const page = BigInt(c.k.st.pageSize);
   if (length > U64_MAX - page) return fail('EINVAL', `pages.c iopt_alloc_pages: length ${hex(length)} above SIZE_MAX - PAGE_SIZE`);
   const down = start - (start % page);
   const npages = Number((start % page + length + page - 1n) / page);
-  const pages = newPages(c.k.st.nextPages, 'file', 0n, f.memfd, down, npages, (u32(a, 'flags') & MAP_WRITEABLE) !== 0, f.kind === 'dmabuf' ? 0 : accountModeFor(c));
-  const created = { type: 'PagesCreated' as const, pages: pages.id, kind: pages.kind, uptr: 0n, memfd: f.memfd, fileStart: down, npages, writable: pages.writable, accountMode: pages.accountMode };
+  const writable = (u32(a, 'flags') & MAP_WRITEABLE) !== 0;
+  // A dma-buf's pages are the exporter's memory (hw/dmabuf.ts): never charged (IOPT_PAGES_ACCOUNT_NONE).
+  const memfd = f.kind === 'memfd' ? f.memfd : c.k.st.dmabufs.get(f.dmabuf)!.memfd;
+  const pages = f.kind === 'dmabuf'
+    ? newPages(c.k.st.nextPages, 'dmabuf', 0n, memfd, down, npages, writable, 0, f.dmabuf)
+    : newPages(c.k.st.nextPages, 'file', 0n, memfd, down, npages, writable, accountModeFor(c));
+  const created = {
+    type: 'PagesCreated' as const, pages: pages.id, kind: pages.kind, uptr: 0n, memfd, fileStart: down, npages, writable, accountMode: pages.accountMode,
+    ...(f.kind === 'dmabuf' ? { dmabuf: f.dmabuf } : {}),
+  };
   return holding(c.ctx.id, id, mapCommon(c, a, id, { pages, created, startByte: start - down, length }, fn));
 }
 

@@ -176,7 +176,6 @@ export function sys_munmap(k: Kernel, addr: bigint, length: bigint): Step {
   const len = (length + page - 1n) & ~(page - 1n);
   if (addr + len - 1n > U64_MAX) return fail('EINVAL', 'mm/mmap.c do_vmi_munmap: range passes the end of the address space');
   const cookies = cookieVmaUnmapEvents(k.st, addr, addr + len - 1n);
-  if (cookies.partial) return unmodelled('munmap of part of an iommufd mmap cookie VMA (a split VMA)');
   if (cookies.lastRef !== undefined) return unmodelled(`munmap of the last reference on iommufd context ${cookies.lastRef} (release from munmap)`);
   // A BAR VMA holds its device file: the last one going may release the device.
   const devs = new Set(k.st.mm.vmas.filter((v) => v.pfnmap !== undefined && v.start >= addr && v.last <= addr + len - 1n).map((v) => v.pfnmap!));

@@ -3,13 +3,12 @@
  * exports `length` (rounded up to PAGE_SIZE, at most 512 pages) bytes of zeroed kernel memory as a dma-buf and
  * returns its fd as the ioctl's value. IOMMU_IOAS_MAP_FILE maps it like device memory: never charged to anyone.
  *
- * Model. The exported memory is a kernel memfd with no fd of its own (the same device as mmap cookies,
- * hw/mmap_cookie.ts); the dma-buf fd names it. Differences from the kernel, not observable through any ioctl
- * modelled here: the kernel maps the exporter's physical ranges without FOLL_PIN, the model pins the memfd's frames.
- * IOMMU_TEST_OP_DMABUF_REVOKE revokes (or restores) the buffer through `dma_buf_move_notify` (hw/dmabuf.ts).
+ * Model. One of the two exporters of hw/dmabuf.ts (the other is vfio-pci, machines/vfio_pci_dmabuf.ts): the exported
+ * memory is a kernel memfd with no fd of its own (the same device as mmap cookies, hw/mmap_cookie.ts); the dma-buf
+ * fd names the buffer. IOMMU_TEST_OP_DMABUF_REVOKE revokes (or restores) the buffer through `dma_buf_move_notify`.
  */
 import type { DomainEvent } from '../events/domain.js';
-import { revokeEvents } from '../hw/dmabuf.js';
+import { moveNotifyEvents, nextDmabufId } from '../hw/dmabuf.js';
 import { fail, member, succeed, u32, type Arg, type Call, type Step } from './ioctl.js';
 import { pickFd } from './process.js';
 
@@ -22,14 +21,14 @@ export function dmabuf_get(c: Call, a: Arg): Step {
   const want = BigInt(m ? u32(m, 'length') : 0);
   const len = ((want + page - 1n) / page) * page;
   if (len === 0n || len > page * BigInt(MAX_PAGES)) return fail('EINVAL', `${fn}: length ${want} rounds to ${len}, outside (0, ${MAX_PAGES} pages]`);
-  const memfd = c.k.st.nextMemfd, frame = c.k.st.mm.nextFrame;
+  const memfd = c.k.st.nextMemfd, frame = c.k.st.mm.nextFrame, dmabuf = nextDmabufId(c.k.st);
   const fd = pickFd(c.k.st, undefined);
   const events: DomainEvent[] = [
     { type: 'MemfdCreated', memfd, name: '[iommufd_test dma-buf]' },
     { type: 'MemfdResized', memfd, size: len },
     { type: 'FilePagesAdded', file: memfd, start: 0n, last: len - 1n, frame },
-    { type: 'DmabufExported', memfd, size: len },
-    { type: 'FdInstalled', fd, file: { kind: 'dmabuf', memfd, size: len } },
+    { type: 'DmabufExported', dmabuf, size: len, memfd, dev: undefined, phys: 0n, nrRanges: 1, revoked: false },
+    { type: 'FdInstalled', fd, file: { kind: 'dmabuf', dmabuf, size: len } },
   ];
   return succeed(`${fn}: a ${len}-byte dma-buf, fd ${fd}`, undefined, events, BigInt(fd));
 }
@@ -42,7 +41,8 @@ export function dmabuf_revoke(c: Call, a: Arg): Step {
   const f = c.k.st.fds.get(fd);
   if (f === undefined) return fail('EBADF', `${fn}: dma_buf_get(${fd}): fd is not open`);
   if (f.kind !== 'dmabuf') return fail('EINVAL', `${fn}: dma_buf_get(${fd}): not a dma-buf`);
+  if (c.k.st.dmabufs.get(f.dmabuf)?.memfd === undefined) return fail('EOPNOTSUPP', `${fn}: dma-buf fd ${fd} was exported by a VFIO device, not by the selftest`);
   const revoked = (m ? u32(m, 'revoked') : 0) !== 0;
-  const events = revoked ? revokeEvents(c.k.st, f.memfd) : [{ type: 'Revoke' as const, memfd: f.memfd, revoked: false }];
+  const events = moveNotifyEvents(c.k.st, f.dmabuf, revoked);
   return succeed(`${fn}: dma-buf fd ${fd} ${revoked ? 'revoked: every IOMMU mapping of it is gone' : 'restored for new mappings'}`, undefined, events);
 }

@@ -4,7 +4,8 @@
  * IOAS or HWPT (VFIO_DEVICE_ATTACH_IOMMUFD_PT, auto domains as in device.c) and is unbound when its fd closes.
  *
  * Until the bind succeeds every other ioctl on the fd is EINVAL (`vfio_df_device_access_granted`). A bound device
- * holds a reference on the iommufd's file, so closing the iommufd does not release the context.
+ * holds a reference on the iommufd's file, so closing the iommufd does not release the context. VFIO_DEVICE_RESET
+ * and VFIO_DEVICE_FEATURE (its DMA_BUF export, vfio_pci_dmabuf.ts) are served for cdev and group fds alike.
  */
 import type { DomainEvent } from '../events/domain.js';
 import type { HeaderDevice } from '../events/header.js';
@@ -13,12 +14,13 @@ import { isFailure, type Failure } from '../hw/iopt_ops.js';
 import { fail, respond, succeed, u32, unmodelled, type Call, type Kernel, type Step } from './ioctl.js';
 import { attachPt, detachEvents, IOMMU_NO_PASID, replacePt, unbindEvents } from './device.js';
 import type { IoctlInput } from './main.js';
-import { vfio_pci_ioctl_reset } from './vfio_pci_bar.js';
+import { deviceReleaseEvents, vfio_pci_ioctl_reset } from './vfio_pci_bar.js';
+import { vfio_ioctl_device_feature } from './vfio_pci_dmabuf.js';
 import type { IommufdCtx, KObject } from '../projections/state.js';
 import { kernelAtLeast } from './version.js';
 
 const V = (n: string): number => COMMAND_BY_NAME.get(n)!.value;
-const RESET = V('VFIO_DEVICE_RESET');
+const RESET = V('VFIO_DEVICE_RESET'), FEATURE = V('VFIO_DEVICE_FEATURE');
 const BIND = V('VFIO_DEVICE_BIND_IOMMUFD'), ATTACH = V('VFIO_DEVICE_ATTACH_IOMMUFD_PT'), DETACH = V('VFIO_DEVICE_DETACH_IOMMUFD_PT');
 const VFIO_DEVICE_BIND_FLAG_TOKEN = 1, VFIO_DEVICE_ATTACH_PASID = 1;
 
@@ -122,14 +124,15 @@ function detach(k: Kernel, fd: number, input: IoctlInput): Step {
   return succeed(`${fn}: detached`, undefined, detachEvents(k.st, b.ctx, b.idev, pasid));
 }
 
-/** `vfio_device_fops_unl_ioctl` on a cdev fd. */
-export function vfio_device_ioctl(k: Kernel, fd: number, path: string, cmd: number, input: IoctlInput): Step {
+/** `vfio_device_fops_unl_ioctl` on a cdev fd; `want` is the fd the trace saw an fd-returning ioctl return. */
+export function vfio_device_ioctl(k: Kernel, fd: number, path: string, cmd: number, input: IoctlInput, want?: bigint): Step {
   const dev = headerDevice(k, path);
   if (dev === undefined) return unmodelled(`VFIO device ${path}, which the trace header does not declare`);
   const def = commandFor(cmd, 'vfio_device');
   if (cmd === BIND) return bind(k, fd, dev, input);
   const granted = k.st.vfioBinds.has(fd) || k.header.vfio_container === 'type1';
   if (cmd === RESET && granted) return vfio_pci_ioctl_reset(k, path);
+  if (cmd === FEATURE && granted) return vfio_ioctl_device_feature(k, path, input, want);
   if (!k.st.vfioBinds.has(fd) && granted) return unmodelled(`${def?.name ?? `0x${cmd.toString(16)}`} on a device fd opened through a legacy container's group`);
   if (!k.st.vfioBinds.has(fd)) return fail('EINVAL', `vfio_main.c vfio_device_fops_unl_ioctl: the device fd is not bound to an iommufd yet`);
   if (cmd === ATTACH) return attach(k, fd, input);
@@ -138,12 +141,18 @@ export function vfio_device_ioctl(k: Kernel, fd: number, path: string, cmd: numb
   return unmodelled(`${def.name} (VFIO device regions, IRQs and features)`);
 }
 
-/** Closing a bound device fd: every attachment goes, then `iommufd_device_unbind`, then the context reference. */
+/**
+ * Closing a bound device fd: the device's last close (`vfio_pci_core_close_device`, when no other fd or BAR VMA
+ * holds it: its dma-bufs are revoked for good), every attachment goes, then `iommufd_device_unbind`, then the
+ * context reference.
+ */
 export function vfioDeviceCloseEvents(k: Kernel, fd: number): DomainEvent[] {
   const b = bound(k, fd);
   if (b === undefined) return [];
+  const f = k.st.fds.get(fd);
+  const released = f?.kind === 'vfio_device' ? deviceReleaseEvents(k, f.path, { fd }) : [];
   const pasids = [...b.idev.idev!.attached.keys()].sort((x, y) => (x === 0 ? 1 : y === 0 ? -1 : x - y));
-  const events: DomainEvent[] = [];
+  const events: DomainEvent[] = [...released];
   for (const p of pasids) events.push(...detachEvents(k.st, b.ctx, b.idev, p));
   return [...events, ...unbindEvents(b.ctx, b.idev), { type: 'VfioDeviceUnbound', fd }, { type: 'CtxRefDropped', ctx: b.ctx.id }];
 }

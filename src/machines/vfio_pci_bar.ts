@@ -9,14 +9,16 @@
  * an iommufd first (`df->access_granted`); one opened through its group always is.
  *
  * Peer-to-peer: a reset (`vfio_pci_ioctl_reset`) or the device's release zaps its BAR VMAs (mmu_notifier
- * invalidation) but leaves type1 IOMMU mappings of the BAR in place; each such mapping is reported as a
+ * invalidation) and revokes its dma-bufs (vfio_pci_dmabuf.ts: iommufd unmaps every IOMMU mapping of them first,
+ * a P2pUnmap each), but leaves type1 IOMMU mappings of the BAR in place; each such mapping is reported as a
  * StaleDeviceMapping warning; so does a PCI_COMMAND write through the config region that clears MEMORY
- * (`vfio_basic_config_write`), after which BAR faults SIGBUS until MEMORY is set again.
+ * (`vfio_basic_config_write`), after which BAR faults SIGBUS and the dma-bufs stay revoked until MEMORY is set again.
  */
 import type { DomainEvent } from '../events/domain.js';
 import { FLAG_SETS } from '../events/flags.js';
 import { barPhys, VFIO_PCI_OFFSET_SHIFT } from '../hw/vfio_bar.js';
 import { fail, succeed, unmodelled, type Done, type Kernel } from './ioctl.js';
+import { dmabufCleanupEvents, dmabufMoveEvents, dmabufResetEvents } from './vfio_pci_dmabuf.js';
 
 const M = FLAG_SETS.mmap;
 const VFIO_PCI_NUM_REGIONS = 9, VFIO_PCI_ROM_REGION_INDEX = 6;
@@ -78,11 +80,15 @@ export function staleDeviceMappingEvents(k: Kernel, path: string, what: string):
   return out;
 }
 
-/** `vfio_pci_ioctl_reset`: zap and take memory_lock, FLR, restore; type1 mappings of the BARs are untouched. */
+/**
+ * `vfio_pci_ioctl_reset`: zap and take memory_lock, revoke the dma-bufs (iommufd unmaps them), FLR, un-revoke if
+ * memory decode is on; type1 mappings of the BARs are untouched.
+ */
 export function vfio_pci_ioctl_reset(k: Kernel, path: string): Done {
   const what = `vfio_pci_core.c vfio_pci_ioctl_reset: ${path} was reset (its BARs zapped, its memory briefly disabled)`;
-  const events = [...zapBarsEvents(k, path), ...staleDeviceMappingEvents(k, path, what)];
-  return succeed(`${what}; ${events.filter((e) => e.type === 'MmuNotifierInvalidate').length} BAR mapping(s) zapped`, undefined, events);
+  const events = [...zapBarsEvents(k, path), ...dmabufResetEvents(k, path), ...staleDeviceMappingEvents(k, path, what)];
+  const n = (t: DomainEvent['type']): number => events.filter((e) => e.type === t).length;
+  return succeed(`${what}; ${n('MmuNotifierInvalidate')} BAR mapping(s) zapped, ${n('P2pUnmap')} IOMMU mapping(s) of its dma-bufs removed`, undefined, events);
 }
 
 /**
@@ -94,7 +100,10 @@ export function deviceReleaseEvents(k: Kernel, path: string, gone: { fd: number 
   const vmas = k.st.mm.vmas.filter((v) => v.pfnmap === path && !('start' in gone && v.start >= gone.start && v.last <= gone.last));
   if (fds.length > 0 || vmas.length > 0) return [];
   if ('start' in gone && !k.st.mm.vmas.some((v) => v.pfnmap === path)) return [];
-  return staleDeviceMappingEvents(k, path, `vfio_pci_core.c vfio_pci_core_close_device: ${path}'s last file reference is gone and the device is disabled (memory decode off)`);
+  return [
+    ...dmabufCleanupEvents(k, path),
+    ...staleDeviceMappingEvents(k, path, `vfio_pci_core.c vfio_pci_core_close_device: ${path}'s last file reference is gone and the device is disabled (memory decode off)`),
+  ];
 }
 
 const VFIO_PCI_CONFIG_REGION_INDEX = 7n, PCI_COMMAND = 4n, PCI_COMMAND_MEMORY = 0x2;
@@ -113,7 +122,11 @@ export function vfio_pci_config_pwrite(k: Kernel, fd: number, path: string, offs
   const on = (data[0]! & PCI_COMMAND_MEMORY) !== 0, wasOn = !k.st.vfioMemoryOff.has(path);
   const ret = BigInt(data.length);
   if (on === wasOn) return succeed(`${fn}: PCI_COMMAND.MEMORY of ${path} stays ${on ? 'on' : 'off'}`, undefined, [], ret);
-  if (on) return succeed(`${fn}: PCI_COMMAND.MEMORY of ${path} set: memory decode on, BAR accesses refault`, undefined, [{ type: 'VfioPciMemoryDecodeSet', dev: path, enabled: true }], ret);
-  const what = `${fn}: PCI_COMMAND.MEMORY of ${path} cleared (memory decode off, BARs zapped, later CPU access SIGBUS)`;
-  return succeed(what, undefined, [...zapBarsEvents(k, path), { type: 'VfioPciMemoryDecodeSet', dev: path, enabled: false }, ...staleDeviceMappingEvents(k, path, what)], ret);
+  if (on) {
+    const events: DomainEvent[] = [{ type: 'VfioPciMemoryDecodeSet', dev: path, enabled: true }, ...dmabufMoveEvents(k, path, false)];
+    return succeed(`${fn}: PCI_COMMAND.MEMORY of ${path} set: memory decode on, BAR accesses refault, its dma-bufs can be mapped again`, undefined, events, ret);
+  }
+  const what = `${fn}: PCI_COMMAND.MEMORY of ${path} cleared (memory decode off, BARs zapped and dma-bufs revoked, later CPU access SIGBUS)`;
+  const events: DomainEvent[] = [...zapBarsEvents(k, path), ...dmabufMoveEvents(k, path, true), { type: 'VfioPciMemoryDecodeSet', dev: path, enabled: false }, ...staleDeviceMappingEvents(k, path, what)];
+  return succeed(what, undefined, events, ret);
 }

@@ -8,8 +8,8 @@
  * HWPT (which must be NEST_PARENT), so the parent cannot be destroyed while it lives. vDEVICEs (a device's virtual
  * ID behind the vIOMMU) hold the vIOMMU; when their device is unbound they are tombstoned (`iommufd_vdevice_abort`
  * via `iommufd_device_pre_destroy`): gone, but their ID stays taken until the context is released. A HW queue pins
- * its guest memory through an internal access on the parent's IOAS (`iommufd_hw_queue_alloc_phys`), which makes
- * IOAS_UNMAP of that memory EBUSY; the mock driver requires queues to be made in index order and each holds the one
+ * its guest memory through an internal access on the parent's IOAS (`iommufd_hw_queue_alloc_phys`: the pages must be
+ * physically contiguous, the HW reads them by address), which makes IOAS_UNMAP of that memory EBUSY; the mock driver requires queues to be made in index order and each holds the one
  * before it (`iommufd_hw_queue_depend`). With driver data the mock vIOMMU exposes two zeroed pages through an
  * mmap cookie (hw/mmap_cookie.ts), their first u32 set to `in_data`.
  */
@@ -129,6 +129,7 @@ function iommufd_hw_queue_alloc_ioctl(c: Call, a: Arg): Step {
   // iommufd_hw_queue_alloc_phys: an internal access on the parent's IOAS pins the whole pages of the queue.
   const page = BigInt(c.k.st.pageSize);
   const aligned = base - (base % page);
+  if (base - aligned + len + page - 1n > U64_MAX) return fail('ERANGE', `viommu.c iommufd_hw_queue_alloc_phys: offset 0x${(base - aligned).toString(16)} + length, rounded up to a page, overflows`);
   const pinLen = ((base - aligned + len + page - 1n) / page) * page;
   const ioas = c.ctx.objects.get(c.ctx.objects.get(viommu.viommu!.hwpt)!.hwpt!.ioas)!;
   const ctx = c.ctx.id;
@@ -142,6 +143,10 @@ function iommufd_hw_queue_alloc_ioctl(c: Call, a: Arg): Step {
   const sctx = scratch.ctxs.get(ctx)!;
   const pin = accessPinEvents(scratch, c.k.header, sctx, sctx.objects.get(id)!, aligned, pinLen, 0);
   if (isFailure(pin)) return fail(pin.errno, `${fn}: iommufd_access_pin_pages: ${pin.why}`);
+  // The HW reads the queue by physical address: its pinned pages must be physically contiguous.
+  for (const e of pin) evolve(scratch, e);
+  const gap = firstFrameGap(scratch, pin);
+  if (gap !== undefined) return fail('EFAULT', `viommu.c iommufd_hw_queue_alloc_phys: the queue's pinned pages are not physically contiguous (${gap})`);
   const index = u32(a, 'index');
   const mfn = 'selftest.c mock_hw_queue_init_phys';
   if (index >= IOMMU_TEST_HW_QUEUE_MAX) return fail('EINVAL', `${mfn}: index ${index} >= IOMMU_TEST_HW_QUEUE_MAX`);
@@ -156,6 +161,21 @@ function iommufd_hw_queue_alloc_ioctl(c: Call, a: Arg): Step {
     { type: 'HwQueueInitialized', ctx, id, viommu: v, index, base, length: len },
     { type: 'ObjectFinalized', ctx, id },
   ]);
+}
+
+/** Where the frames an access pin holds (its AccessPinned pieces, in IOVA order) stop being consecutive, if they do. */
+function firstFrameGap(st: State, pin: readonly DomainEvent[]): string | undefined {
+  let next: number | undefined;
+  for (const e of pin) {
+    if (e.type !== 'AccessPinned') continue;
+    for (const piece of e.pieces) {
+      for (const r of st.pages.get(piece.pages)!.frames.runs(piece.start, piece.last)) {
+        if (next !== undefined && r.value !== next) return `page ${r.start} of iopt_pages ${piece.pages} is frame 0x${r.value.toString(16)}, not 0x${next.toString(16)}`;
+        next = r.value + (r.last - r.start + 1);
+      }
+    }
+  }
+  return undefined;
 }
 
 /** `iommufd_hw_queue_destroy` → `iommufd_hw_queue_destroy_access`: unpin, then leave the IOAS. */

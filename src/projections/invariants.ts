@@ -20,6 +20,7 @@
  */
 import type { DomainEvent } from '../events/domain.js';
 import { RangeMap } from '../hw/range_map.js';
+import { isDeviceMemory } from '../hw/dmabuf.js';
 import {
   allScope, emptyScope, ioasByKey, ioasKey, objKey, scanIndexes, scopeAddArea, scopeAddDomain, scopeAddPages, type AreaRef,
   type Indexes, type InvariantViolation, type IoasRef, type Scope,
@@ -315,7 +316,8 @@ export class InvariantMonitor {
         if (p === undefined) return out;
         const d = ev.type === 'PagesPinned' ? 1 : -1;
         this.totals.pinned[p.accountMode] += d * (ev.last - ev.start + 1);
-        const runs = ev.type === 'PagesPinned' ? [{ frame: ev.frame, count: ev.last - ev.start + 1 }] : frameRuns(p, ev.start, ev.last);
+        // A BAR's PFNs (a vfio dma-buf) are no RAM frame: the mm pins nothing for them (hw/dmabuf.ts).
+        const runs = isDeviceMemory(st, p) ? [] : ev.type === 'PagesPinned' ? [{ frame: ev.frame, count: ev.last - ev.start + 1 }] : frameRuns(p, ev.start, ev.last);
         for (const f of runs) {
           s.frames.push({ start: f.frame, last: f.frame + f.count - 1 });
           // A count the state refuses (below zero) is the projection's to report; keep the index total.
@@ -389,7 +391,7 @@ export class InvariantMonitor {
         s.objects.add(objKey(ev.ctx, ev.idev));
         return out;
       case 'Revoke':
-        if (ev.revoked) s.revoked.add(ev.memfd);
+        if (ev.revoked) s.revoked.add(ev.dmabuf);
         return out;
       case 'MmapCookieAdded': case 'MmapCookieRemoved': case 'CookieVmaMapped': case 'CookieVmaUnmapped':
         s.cookieCtxs.add(ev.ctx);

@@ -79,7 +79,7 @@ export interface Scope {
   readonly containers: Set<number>;
   /** Accounting is a global total: any pin, unpin or charge sets this. */
   accounting: boolean;
-  /** dma-buf memfds revoked in the step. */
+  /** dma-bufs revoked in the step. */
   readonly revoked: Set<number>;
   /** Contexts whose mmap cookies, cookie VMAs or objects changed. */
   readonly cookieCtxs: Set<number>;
@@ -172,15 +172,15 @@ export function scanIndexes(st: State): Indexes {
  * Whether an area is filled (stored in its IOAS's domains, the kernel's `domains_itree` membership): a published
  * area of an IOAS with domains always is (`iopt_map_pages` fills before it publishes, `iopt_table_add_domain` fills
  * every published area); an unpublished one is while MAP has filled it and until UNMAP has unfilled it, which shows
- * as its first IOVA being mapped in the IOAS's first domain.
+ * as its first IOVA being mapped in the IOAS's first domain, or, for a dma-buf area a revocation killed (mapped
+ * nowhere), until UNMAP removes it.
  */
 export function isFilled(st: State, iopt: Iopt, a: Area): boolean {
   if (iopt.domains.length === 0) return false;
   if (a.published) return true;
-  // A revoked area has no PTEs left to tell, but keeps its domains_itree node (storage_domain) until the UNMAP step
-  // that unfills it, which also removes it.
+  // A dead dma-buf area (hw/dmabuf.ts) is filled but mapped nowhere: it stays filled until its unmap removes it.
   const p = st.pages.get(a.pages);
-  if (p !== undefined && isDeadPages(st, p.memfd, p.id)) return true;
+  if (p !== undefined && isDeadPages(st, p)) return true;
   const d = st.domains.get(iopt.domains[0]!);
   return d !== undefined && d.map.iterFirst(a.start, a.start) !== undefined;
 }

@@ -27,7 +27,7 @@ export const R_COOKIE = 'driver.c _iommufd_destroy_mmap, main.c iommufd_fops_mma
 /** Whether area `a` is backed by pages a revocation killed. */
 export function isDeadArea(st: State, a: Area): boolean {
   const p = st.pages.get(a.pages);
-  return p !== undefined && isDeadPages(st, p.memfd, p.id);
+  return p !== undefined && isDeadPages(st, p);
 }
 
 /** The violation when domain `d` maps or caches [from, to] of the dead area `a` of `r`, else nothing. */
@@ -48,16 +48,16 @@ export function deadAreaMapped(d: HwDomain, r: IoasRef, a: Area, out: InvariantV
     });
 }
 
-/** No domain maps or caches a dead area of a buffer in `memfds` (every buffer: `'all'`). */
-export function checkRevoked(st: State, memfds: ReadonlySet<number> | 'all', out: InvariantViolation[]): void {
-  if (memfds !== 'all' && memfds.size === 0) return;
+/** No domain maps or caches a dead area of a dma-buf in `dmabufs` (every buffer: `'all'`). */
+export function checkRevoked(st: State, dmabufs: ReadonlySet<number> | 'all', out: InvariantViolation[]): void {
+  if (dmabufs !== 'all' && dmabufs.size === 0) return;
   if (![...st.dmabufs.values()].some((b) => b.deadPages.size > 0)) return;
   for (const r of allIoas(st)) {
     if (r.iopt.domains.length === 0) continue;
     for (const n of r.iopt.areas.inOrder()) {
       const a = n.value;
-      const memfd = st.pages.get(a.pages)?.memfd;
-      if (memfd === undefined || (memfds !== 'all' && !memfds.has(memfd)) || !isDeadArea(st, a)) continue;
+      const buf = st.pages.get(a.pages)?.dmabuf;
+      if (buf === undefined || (dmabufs !== 'all' && !dmabufs.has(buf)) || !isDeadArea(st, a)) continue;
       for (const id of r.iopt.domains) {
         const d = st.domains.get(id);
         if (d !== undefined) deadAreaMapped(d, r, a, out);

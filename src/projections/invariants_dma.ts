@@ -97,7 +97,7 @@ function checkComplete(st: State, r: IoasRef, a: Area, out: InvariantViolation[]
   if (!a.published) return;
   // A dma-buf revocation unmapped it for good (pages.c iopt_revoke_notify): the area keeps its IOVA, no domain maps it.
   const p = st.pages.get(a.pages);
-  if (p !== undefined && isDeadPages(st, p.memfd, p.id)) return;
+  if (p !== undefined && isDeadPages(st, p)) return;
   for (const id of r.iopt.domains) {
     const d = st.domains.get(id);
     if (d === undefined) continue;

@@ -3,8 +3,10 @@
  * (`domains_itree`: filled areas per page, here `fillUsers`; `access_itree`: access pin items per page, here
  * `accessUsers`) against a recomputation from the areas and the access items, pin conservation (a page is pinned,
  * once per iopt_pages, exactly while a filled area or an access item covers it; a frame's FOLL_PIN count is the
- * number of iopt_pages pinning it) and the RLIMIT_MEMLOCK / pinned_vm accounting balance.
+ * number of iopt_pages pinning it; a BAR's PFNs, held by a vfio dma-buf's pages, are no RAM frame) and the
+ * RLIMIT_MEMLOCK / pinned_vm accounting balance.
  */
+import { isDeviceMemory } from '../hw/dmabuf.js';
 import type { Area } from '../hw/io_pagetable.js';
 import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER, type IoptPages } from '../hw/pages.js';
 import { denseRuns, MAX_PAGE_INDEX, RangeMap } from '../hw/range_map.js';
@@ -50,7 +52,7 @@ export function scanPinTotals(st: State): PinTotals {
   for (const p of st.pages.values())
   {
     for (const r of p.pinned.runs()) pinned[p.accountMode] += r.last - r.start + 1;
-    for (const f of frameRuns(p, 0, MAX_PAGE_INDEX)) frames.add(f.frame, f.frame + f.count - 1, 1);
+    if (!isDeviceMemory(st, p)) for (const f of frameRuns(p, 0, MAX_PAGE_INDEX)) frames.add(f.frame, f.frame + f.count - 1, 1);
   }
   return { pinned, frames, type1LockedVm };
 }

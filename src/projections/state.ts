@@ -85,7 +85,7 @@ export interface State {
   readonly vfioBinds: Map<number, { readonly ctx: number; readonly idev: number }>;
   /** VFIO groups set to an iommufd container: group number → context. */
   readonly vfioGroups: Map<number, number>;
-  /** Exported dma-bufs, by the kernel memfd that holds their memory (hw/dmabuf.ts). */
+  /** Exported dma-bufs, by id (hw/dmabuf.ts). */
   readonly dmabufs: Map<number, DmabufData>;
   /** Legacy VFIO containers (container.c + vfio_iommu_type1.c), by id (hw/vfio_dma.ts). */
   readonly containers: Map<number, VfioContainer>;
@@ -323,6 +323,7 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'ViommuInitialized':
     case 'HwptNestedInitialized':
     case 'NestedIotlbSet':
+    case 'DeviceCacheSet':
     case 'VdeviceInitialized':
     case 'ObjectTombstoned':
     case 'HwQueueInitialized':
@@ -400,6 +401,7 @@ export function evolve(s: State, ev: DomainEvent): State {
       if (s.accounting.mmLockedVm < 0) throw new ProjectionError('mm->locked_vm went negative');
       return s;
     case 'StaleDeviceMapping':
+    case 'P2pUnmap':
     case 'CallCompleted':
     case 'Diverged':
     case 'InvariantViolated':

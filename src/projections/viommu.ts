@@ -4,7 +4,8 @@
  *
  * A vIOMMU holds its nesting parent; a nested HWPT holds its parent HWPT or vIOMMU; a vDEVICE holds its vIOMMU; a
  * HW queue holds its vIOMMU (and queue index-1 when index > 0, `iommufd_hw_queue_depend`). Those `users`
- * references are plain ObjectRefTaken events; what is kept here is what the handlers must look up.
+ * references are plain ObjectRefTaken events; what is kept here is what the handlers must look up, and the mock's
+ * cache words a vIOMMU invalidation clears (nested IOTLB words, device cache words).
  *
  * mmap cookies live in `ictx->mt_mmap`, a maple tree handing out page-aligned offsets from PAGE_SIZE: each names
  * an owner object and the physical range it exposes (modelled as a hidden memfd's pages). Each VMA mapping a
@@ -30,6 +31,8 @@ export type VObjectEvent =
   | { readonly type: 'HwptNestedInitialized'; readonly ctx: number; readonly id: number; readonly parent: number; readonly viommu: number; readonly domain: number; readonly ioas: number; readonly iotlb: number; readonly pasidCompat: boolean }
   | { readonly type: 'NestedIotlbSet'; readonly ctx: number; readonly id: number; readonly index: number; readonly value: number }
   | { readonly type: 'VdeviceInitialized'; readonly ctx: number; readonly id: number; readonly viommu: number; readonly idev: number; readonly virtId: bigint }
+  /** `mock_viommu_cache_invalidate`: cache word `index` of the mock device bound as `idev` becomes `value`. */
+  | { readonly type: 'DeviceCacheSet'; readonly ctx: number; readonly idev: number; readonly index: number; readonly value: number }
   /** `iommufd_object_tombstone_user`: the object is gone but its ID stays reserved until the context is released. */
   | { readonly type: 'ObjectTombstoned'; readonly ctx: number; readonly id: number }
   | { readonly type: 'HwQueueInitialized'; readonly ctx: number; readonly id: number; readonly viommu: number; readonly index: number; readonly base: bigint; readonly length: bigint }
@@ -68,7 +71,7 @@ export interface FaultData {
 export const cloneFault = (f: FaultData): FaultData => ({ deliver: f.deliver.slice(), response: new Map(f.response) });
 
 export const V_OBJECT_EVENT_TYPES: readonly VObjectEvent['type'][] = [
-  'ViommuInitialized', 'HwptNestedInitialized', 'NestedIotlbSet', 'VdeviceInitialized', 'ObjectTombstoned',
+  'ViommuInitialized', 'HwptNestedInitialized', 'NestedIotlbSet', 'DeviceCacheSet', 'VdeviceInitialized', 'ObjectTombstoned',
   'HwQueueInitialized', 'MmapCookieAdded', 'MmapCookieRemoved', 'CookieVmaMapped', 'CookieVmaUnmapped',
   'IopfQueued', 'IopfDelivered', 'IopfResponded', 'IopfAutoResponded', 'MockPasidFakeErrorSet',
   'VeventqInitialized', 'VeventReported', 'VeventsRead',
@@ -116,6 +119,12 @@ export function vobjectEvolve(c: IommufdCtx, ev: VObjectEvent, tombstone: (id: n
       o.nested = { parent: ev.parent, viommu: ev.viommu, iotlb: [ev.iotlb, ev.iotlb, ev.iotlb, ev.iotlb] };
       // Not on the IOAS's hwpt_list: a nested HWPT is never an auto domain candidate.
       o.hwpt = { ioas: ev.ioas, domain: ev.domain, auto: false, nestParent: false, pasidCompat: ev.pasidCompat };
+      return;
+    }
+    case 'DeviceCacheSet': {
+      const d = objOf(c, ev.idev).idev;
+      if (d === undefined || ev.index >= d.cache.length) throw new Error(`object ${ev.idev} has no cache[${ev.index}]`);
+      d.cache[ev.index] = ev.value;
       return;
     }
     case 'NestedIotlbSet': {

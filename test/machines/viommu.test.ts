@@ -1,7 +1,7 @@
 /**
  * The vIOMMU family through replay: a vIOMMU holds its nesting parent, the mock's driver data gives an mmap cookie
- * whose VMA holds the vIOMMU, vDEVICEs are tombstoned by an unbind, HW queues pin their memory and depend on the
- * queue before them, and a fault object's fd holds it.
+ * whose VMA holds the vIOMMU, vDEVICEs are tombstoned by an unbind, HW queues pin physically contiguous memory and
+ * depend on the queue before them, and a fault object's fd holds it.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -77,6 +77,20 @@ describe('IOMMU_VIOMMU_ALLOC', () => {
     expect(problems).toEqual([]);
   });
 
+  it('keeps the owner busy while any piece of a VMA that munmap cut in part still maps its cookie', () => {
+    const { problems, st } = replay([
+      ...withCookie,
+      { op: 'mmap', length: 8192, prot: ['PROT_READ'], flags: ['MAP_SHARED'], fd: '$fd', offset: 4096, ret: '0x7f0000200000' },
+      { op: 'munmap', addr: '0x7f0000200000', length: 4096, ret: 0 },
+      { op: 'ioctl', fd: '$fd', cmd: 'IOMMU_DESTROY', arg: { id: '$viommu' }, errno: 'EBUSY' },
+      { op: 'mem_read', addr: '0x7f0000201000', length: 4, out: { data: '00000000' } },
+      { op: 'munmap', addr: '0x7f0000201000', length: 4096, ret: 0 },
+      { op: 'ioctl', fd: '$fd', cmd: 'IOMMU_DESTROY', arg: { id: '$viommu' }, ret: 0 },
+    ]);
+    expect(problems).toEqual([]);
+    expect([...st.ctxs.values()].map((c) => c.v.vmas.size)).toEqual([0]);
+  });
+
   it('every successful mmap maps a live owner\'s cookie exactly, and no owner is destroyed while mapped', () => {
     const page = 4096;
     const step = fc.oneof(
@@ -147,6 +161,26 @@ describe('IOMMU_HW_QUEUE_ALLOC', () => {
       { op: 'ioctl', fd: '$fd', cmd: 'IOMMU_IOAS_UNMAP', arg: { ioas_id: '$ioas', iova: '0x1000000', length: 4096 }, ret: 0 },
     ]);
     expect(problems).toEqual([]);
+  });
+});
+
+describe('IOMMU_HW_QUEUE_ALLOC of memory the HW reads by physical address', () => {
+  it('refuses pages that are not physically contiguous, and a length that overflows once rounded to pages', () => {
+    const q = (iova: string, length: number | string, over: object) => ({ op: 'ioctl', fd: '$fd', cmd: 'IOMMU_HW_QUEUE_ALLOC', arg: { viommu_id: '$viommu', type: 0xdeadbeef, index: 0, nesting_parent_iova: iova, length }, ...over });
+    const { problems, entries } = replay([
+      ...setup,
+      { op: 'ioctl', fd: '$fd', cmd: 'IOMMU_VIOMMU_ALLOC', arg: VIOMMU, ret: 0, out: { out_viommu_id: '$viommu' } },
+      // Page 1 is touched first, so page 0 gets the next frame: the two are not in physical order.
+      { op: 'mem_write', addr: '0x7f0000001000', data: '01', ret: 0 },
+      { op: 'mem_write', addr: BUF, data: '01', ret: 0 },
+      { op: 'ioctl', fd: '$fd', cmd: 'IOMMU_IOAS_MAP', arg: { flags: ['IOMMU_IOAS_MAP_FIXED_IOVA', 'IOMMU_IOAS_MAP_READABLE', 'IOMMU_IOAS_MAP_WRITEABLE'], ioas_id: '$ioas', user_va: BUF, length: 8192, iova: '0x1000000' }, ret: 0 },
+      q('0x1000800', 4096, { errno: 'EFAULT' }),
+      q('0x10', '0xfffffffffffffff0', { errno: 'ERANGE' }),
+      q('0x1000800', 2048, { ret: 0, out: { out_hw_queue_id: '$q0' } }),
+    ]);
+    expect(problems).toEqual([]);
+    const why = entries.filter((e) => e.ev.type === 'CallCompleted' && e.ev.errno === 'EFAULT').map((e) => (e.ev as { why: string }).why);
+    expect(why).toEqual([expect.stringContaining('not physically contiguous')]);
   });
 });
 
