@@ -460,7 +460,7 @@ export class Replayer implements Kernel {
         break;
       }
     }
-    if (f.kind === 'vfio_device') return vfio_device_ioctl(this, fd, f.path, ev.cmd.value, input);
+    if (f.kind === 'vfio_device') return vfio_device_ioctl(this, fd, f.path, ev.cmd.value, input, this.wanted(ev));
     if (f.kind === 'vfio_group') return vfio_group_ioctl(this, f.group, ev.cmd.value, input, this.wanted(ev));
     if (f.kind === 'vfio_container') return vfio_container_ioctl(this, f.container, ev.cmd.value, input);
     const ctx = this.st.ctxs.get(f.ctx)!;

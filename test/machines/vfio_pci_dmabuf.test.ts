@@ -91,3 +91,20 @@ describe('VFIO_DEVICE_FEATURE DMA_BUF', () => {
     expect([...st.dmabufs.values()].map((d) => [d.revoked, d.orphaned])).toEqual([[true, true]]);
   });
 });
+
+describe('the dma-buf fd VFIO_DEVICE_FEATURE returns', () => {
+  it('is the one the trace saw, as for every fd-returning call (QEMU with hundreds of open files gets fd 306)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { Replayer } = await import('../../src/replay/engine.js');
+    const installed: number[] = [];
+    const r = new Replayer((e) => { if (e.ev.type === 'FdInstalled') installed.push(e.ev.fd); });
+    readFileSync('examples/gpu-bar-dmabuf-reset.jsonl', 'utf8').split('\n').forEach((l, i) => {
+      if (l.trim() === '') return;
+      const o = JSON.parse(l) as Record<string, unknown>;
+      if (o.cmd === 'VFIO_DEVICE_FEATURE' && o.ret === '$gpubuf') o.ret = 306;
+      r.feedLine(JSON.stringify(o).replaceAll('"$gpubuf"', '306'), i + 1);
+    });
+    expect(r.divergences).toEqual([]);
+    expect(installed).toContain(306);
+  });
+});
