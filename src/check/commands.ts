@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import type { Area } from '../hw/io_pagetable.js';
 import { S_FINALIZED } from '../machines/lifecycle.js';
 import type { IommufdCtx, KObject, State } from '../projections/state.js';
+import { devCmdArb, resolveDev, type DevCmd } from './commands_dev.js';
 import { resolveT1, t1CmdArb, type T1Cmd } from './commands_type1.js';
 import { u64Json, type TraceLine } from './kernel.js';
 
@@ -52,7 +53,8 @@ export type Cmd =
   | { readonly op: 'mmap'; readonly buf: number }
   | { readonly op: 'madvise'; readonly buf: number; readonly off: number }
   | { readonly op: 'dma'; readonly dev: number; readonly iova: IovaPick; readonly chunks: number; readonly write: boolean }
-  | T1Cmd;
+  | T1Cmd
+  | DevCmd;
 
 export type CmdOp = Cmd['op'];
 
@@ -102,6 +104,7 @@ export const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant('madvise' as const), buf: fc.nat({ max: BUFFERS.length - 1 }), off: fc.nat({ max: 40 }) }) },
   { weight: 5, arbitrary: fc.record({ op: fc.constant('dma' as const), dev: sel, iova: iovaPick, chunks: fc.integer({ min: 1, max: 8 }), write: fc.boolean() }) },
   { weight: 20, arbitrary: t1CmdArb },
+  { weight: 15, arbitrary: devCmdArb },
 );
 
 /** Bytes per `chunks` unit of a DMA (a quarter of the mock IOMMU page, so DMAs straddle IOMMU pages). */
@@ -210,6 +213,10 @@ export function resolveCmd(st: State, cmd: Cmd): Resolved | undefined {
         json: { op: 'dma', dev: stdevVar(d.o.id), iova: u64Json(iova), length: Number(length), write: cmd.write, ...(cmd.write ? { data: 'a5'.repeat(Number(length)) } : {}) },
         info: info(cmd.op, undefined),
       };
+    }
+    case 'cx_set': case 'cx_map': case 'cx_unmap': case 'db_get': case 'db_map': case 'db_revoke': case 'vi_alloc': case 'vi_mmap': case 'vi_munmap': {
+      const r = resolveDev(st, cmd);
+      return r === undefined ? undefined : { json: r.json, info: info(r.kind, r.ctx, r.ioas) };
     }
     case 't1_setup': case 't1_map': case 't1_unmap': case 't1_vaddr': case 't1_dirty': case 't1_unset': case 't1_close': {
       const r = resolveT1(st, cmd);
@@ -327,4 +334,6 @@ export const OUT_FIELDS: Readonly<Record<string, readonly (readonly string[])[]>
   IOMMU_TEST_OP_CREATE_ACCESS: [['create_access', 'out_access_fd']],
   IOMMU_TEST_OP_ACCESS_PAGES: [['access_pages', 'out_access_pages_id']],
   VFIO_IOMMU_UNMAP_DMA: [['size']],
+  IOMMU_IOAS_MAP_FILE: [['iova']],
+  IOMMU_VIOMMU_ALLOC: [['out_viommu_id'], ['data_uptr', 'out_mmap_offset'], ['data_uptr', 'out_mmap_length']],
 };

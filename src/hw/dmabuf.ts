@@ -21,6 +21,7 @@
 import type { DomainEvent } from '../events/domain.js';
 import type { State } from '../projections/state.js';
 import { flushEvents } from './iotlb.js';
+import { isMutant } from '../check/mutants.js';
 import type { Failure } from './iopt_ops.js';
 import type { IoptPages } from './pages.js';
 
@@ -130,6 +131,8 @@ export function moveNotifyEvents(st: State, dmabuf: number, revoked: boolean, fi
         // (or an UNMAP has unpublished but not yet unfilled) is unmapped too.
         if (p?.dmabuf !== dmabuf || isDeadPages(st, p)) continue;
         if (!a.published && !i.domains.some((d) => st.domains.get(d)?.map.iterFirst(a.start, a.start) !== undefined)) continue;
+        // MUTANT revoke-no-unmap (B14): the importer marks the pages dead but leaves the domains mapping them.
+        if (isMutant('revoke-no-unmap')) continue;
         for (const d of i.domains)
           out.push(
             { type: 'P2pUnmap', dmabuf, exporter: exporterName(buf), ctx: ctx.id, ioas: o.id, area: a.id, domain: d, iova: a.start, last: a.last },

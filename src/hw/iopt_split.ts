@@ -20,6 +20,7 @@ import type { DomainEvent } from '../events/domain.js';
 import type { State } from '../projections/state.js';
 import type { Area, Iopt } from './io_pagetable.js';
 import type { Failure, IoasRef } from './iopt_ops.js';
+import { isMutant } from '../check/mutants.js';
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
 const show = (a: Area): string =>
@@ -150,6 +151,9 @@ export function iopt_cut_iova(st: State, where: IoasRef, i: Iopt, iovas: readonl
     made = made.filter((a) => a.id !== cut.id);
     made.push(lhs, rhs);
     events.push(asDomainEvent({ type: 'AreaSplit', ctx: where.ctx, ioas: where.ioas, area: cut.id, last: iova, lhs: lhs.id, rhs: rhs.id }));
+    // MUTANT split-no-reinsert (B6, linux@e7250ab7ca49): the split removes the area's pages_node from domains_itree
+    // and never inserts the halves'.
+    if (isMutant('split-no-reinsert') && areaStorageDomain(i, cut)) events.push({ type: 'AreaUnfilled', pages: cut.pages, start: cut.pagesStart, last: cut.pagesLast });
     done.push(`area ${show(cut)} split after ${hex(iova)} into areas ${lhs.id} and ${rhs.id}`);
     next += 2;
   }

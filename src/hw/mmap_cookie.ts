@@ -18,6 +18,7 @@ import type { MmapCookie } from '../projections/viommu.js';
 import { ftruncateEvents } from './mm.js';
 import type { Failure } from './iopt_ops.js';
 import { U64_MAX } from './u64.js';
+import { isMutant } from '../check/mutants.js';
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
 
@@ -52,6 +53,8 @@ export function cookieAllocEvents(st: State, ctx: IommufdCtx, owner: number, len
 /** `_iommufd_destroy_mmap` for every cookie `owner` holds: the cookie leaves the tree and its pages are freed. */
 export function cookieDestroyEvents(st: State, ctx: IommufdCtx, owner: number): DomainEvent[] {
   const out: DomainEvent[] = [];
+  // MUTANT cookie-outlives-owner: the owner's destroy leaves its cookies in ictx->mt_mmap.
+  if (isMutant('cookie-outlives-owner')) return out;
   for (const c of ctx.v.cookies.values()) {
     if (c.owner !== owner) continue;
     out.push({ type: 'MmapCookieRemoved', ctx: ctx.id, start: c.start }, ...ftruncateEvents(st.mm, st.pageSize, c.memfd, 0n));

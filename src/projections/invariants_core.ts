@@ -172,15 +172,15 @@ export function scanIndexes(st: State): Indexes {
  * Whether an area is filled (stored in its IOAS's domains, the kernel's `domains_itree` membership): a published
  * area of an IOAS with domains always is (`iopt_map_pages` fills before it publishes, `iopt_table_add_domain` fills
  * every published area); an unpublished one is while MAP has filled it and until UNMAP has unfilled it, which shows
- * as its first IOVA being mapped in the IOAS's first domain, or, for a dma-buf area a revocation killed (mapped
- * nowhere), until UNMAP removes it.
+ * as its first IOVA being mapped in the IOAS's first domain. `undefined`: the state cannot tell (below).
  */
-export function isFilled(st: State, iopt: Iopt, a: Area): boolean {
+export function isFilled(st: State, iopt: Iopt, a: Area): boolean | undefined {
   if (iopt.domains.length === 0) return false;
   if (a.published) return true;
-  // A dead dma-buf area (hw/dmabuf.ts) is filled but mapped nowhere: it stays filled until its unmap removes it.
+  // A dead dma-buf area (hw/dmabuf.ts) is filled but mapped nowhere, so while a MAP or COPY builds one (reserved, not
+  // yet published) or an UNMAP takes one down, no PTE says whether its fill step has run: unknown.
   const p = st.pages.get(a.pages);
-  if (p !== undefined && isDeadPages(st, p)) return true;
+  if (p !== undefined && isDeadPages(st, p)) return undefined;
   const d = st.domains.get(iopt.domains[0]!);
   return d !== undefined && d.map.iterFirst(a.start, a.start) !== undefined;
 }
