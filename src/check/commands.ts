@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import type { Area } from '../hw/io_pagetable.js';
 import { S_FINALIZED } from '../machines/lifecycle.js';
 import type { IommufdCtx, KObject, State } from '../projections/state.js';
+import { MOCK_FLAGS_ACCESS_SYZ } from '../machines/selftest_access.js';
 import { devCmdArb, resolveDev, type DevCmd } from './commands_dev.js';
 import { resolveT1, t1CmdArb, type T1Cmd } from './commands_type1.js';
 import { u64Json, type TraceLine } from './kernel.js';
@@ -42,7 +43,7 @@ export type Cmd =
   | { readonly op: 'mock_replace'; readonly ctx: number; readonly stdev: number; readonly pt: number }
   | { readonly op: 'hwpt_alloc'; readonly ctx: number; readonly dev: number; readonly ioas: number }
   | { readonly op: 'create_access'; readonly ctx: number; readonly ioas: number; readonly pin: boolean }
-  | { readonly op: 'access_pages'; readonly access: number; readonly iova: IovaPick; readonly pages: number; readonly write: boolean }
+  | { readonly op: 'access_pages'; readonly access: number; readonly iova: IovaPick; readonly pages: number; readonly write: boolean; readonly syz: boolean }
   | { readonly op: 'access_unpin'; readonly access: number; readonly item: number }
   | { readonly op: 'access_replace'; readonly access: number; readonly ioas: number }
   | { readonly op: 'add_reserved'; readonly ctx: number; readonly ioas: number; readonly start: IovaPick; readonly end: EndPick }
@@ -92,7 +93,7 @@ export const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ op: fc.constant('mock_replace' as const), ctx, stdev: sel, pt: sel }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('hwpt_alloc' as const), ctx, dev: sel, ioas: sel }) },
   { weight: 5, arbitrary: fc.record({ op: fc.constant('create_access' as const), ctx, ioas: sel, pin: rare(85) }) },
-  { weight: 8, arbitrary: fc.record({ op: fc.constant('access_pages' as const), access: sel, iova: iovaPick, pages: fc.integer({ min: 1, max: 8 }), write: fc.boolean() }) },
+  { weight: 8, arbitrary: fc.record({ op: fc.constant('access_pages' as const), access: sel, iova: iovaPick, pages: fc.integer({ min: 1, max: 8 }), write: fc.boolean(), syz: rare(20) }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('access_unpin' as const), access: sel, item: sel }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('access_replace' as const), access: sel, ioas: sel }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('add_reserved' as const), ctx, ioas: sel, start: iovaPick, end: endPick }) },
@@ -188,6 +189,12 @@ export function resolveCmd(st: State, cmd: Cmd): Resolved | undefined {
       const ctxId = a.ctx.id;
       if (cmd.op === 'access_pages') {
         const areas = areasOf(a.ctx, a.obj.access!.ioas);
+        // MOCK_FLAGS_ACCESS_SYZ: the IOVA is {u32 nth area, u32 offset}, converted by the kernel from the access's IOAS.
+        if (cmd.syz)
+          return {
+            json: testCmd(on, 'IOMMU_TEST_OP_ACCESS_PAGES', a.fd, 'access_pages', { flags: (cmd.write ? 1 : 0) | MOCK_FLAGS_ACCESS_SYZ, iova: cmd.iova.k === 'const' ? 0 : cmd.iova.n % 4, length: u64Json(BigInt(cmd.pages) * PAGE), uptr: 0 }),
+            info: info(cmd.op, ctxId),
+          };
         const iova = resolveIova(cmd.iova, areas);
         return {
           json: testCmd(on, 'IOMMU_TEST_OP_ACCESS_PAGES', a.fd, 'access_pages', { flags: cmd.write ? 1 : 0, iova: u64Json(iova), length: u64Json(fitLength(cmd.iova, areas, cmd.pages)), uptr: 0 }),

@@ -103,6 +103,14 @@ export const MUTANTS: readonly MutantDef[] = [
     anchor: 'mapDma: `const hit = isMutant(\'type1-top-wrap\') && last === U64_MAX ? undefined : vfio_find_dma(…)`',
   },
   {
+    name: 'access-rw-during-change',
+    bug: 'B8 (linux@cf7c2789822d, CVE-2024-26785)',
+    description: 'the access changes IOAS in two steps with ioas_lock dropped in between, and the selftest IOVA converter reads access->ioas without the lock: an ACCESS_PAGES or ACCESS_RW racing the change dereferences an access attached to no IOAS (handler-total), and a close racing it frees the access under the change (evolve-accepts)',
+    caughtBy: ['handler-total', 'evolve-accepts'],
+    file: 'src/machines/selftest_access.ts',
+    anchor: 'syzConvAccess (the ioas == 0 check) and access_replace_ioas (one step)',
+  },
+  {
     name: 'split-no-reinsert',
     bug: 'B6 (linux@e7250ab7ca49)',
     description: 'iopt_area_split removes the area from pages->domains_itree and never inserts the two halves: the fill index forgets a filled range, and the unfill of the halves later underflows it (a use after free in the kernel)',

@@ -12,7 +12,7 @@ import { copyFromUser, copyToUser, fail, member, respond, succeed, u32, u64, unm
 import { getObject, lookupWhy } from './objects.js';
 import { accessAttachEvents, accessRwEvents, accessDetachEvents, accessPinEvents, accessUnpinEvents, testAccessUnmapEvents } from './access.js';
 import { pickFd } from './process.js';
-import type { KObject } from '../projections/state.js';
+import type { IommufdCtx, KObject } from '../projections/state.js';
 import { U64_MAX } from '../hw/u64.js';
 import { isMutant } from '../check/mutants.js';
 import type { Iopt } from '../hw/io_pagetable.js';
@@ -74,6 +74,16 @@ export function syzConvIova(i: Iopt, iova: bigint): bigint {
   return 0n;
 }
 
+/**
+ * `iommufd_test_syz_conv_iova(access, iova)`: under `access->ioas_lock`, an access attached to no IOAS converts to 0
+ * (linux@cf7c2789822d, CVE-2024-26785: the converter used to read `access->ioas` without the lock).
+ */
+function syzConvAccess(ctx: IommufdCtx, ioas: number, iova: bigint): bigint {
+  // MUTANT access-rw-during-change (B8): the converter reads access->ioas without ioas_lock and does not check it.
+  if (ioas === 0 && !isMutant('access-rw-during-change')) return 0n;
+  return syzConvIova(ctx.objects.get(ioas)!.ioas!.iopt, iova);
+}
+
 /** `iommufd_test_access_pages`: pin [iova, +length) through the access; with `uptr`, the pages must be the user's. */
 export function access_pages(c: Call, a: Arg): Step {
   const fn = 'selftest.c iommufd_test_access_pages';
@@ -86,7 +96,7 @@ export function access_pages(c: Call, a: Arg): Step {
   if (!acc.access!.needsPinPages) return fail('EOPNOTSUPP', `${fn}: the access was created without NEEDS_PIN_PAGES`);
   const ctx = c.k.st.ctxs.get((c.k.st.fds.get(u32(a, 'id')) as { ctx: number }).ctx)!;
   // iommufd_test_syz_conv_iova(access, ...): the converted IOVA is used, the command keeps the one given.
-  const at = (flags & MOCK_FLAGS_ACCESS_SYZ) === 0 ? iova : acc.access!.ioas === 0 ? 0n : syzConvIova(ctx.objects.get(acc.access!.ioas)!.ioas!.iopt, iova);
+  const at = (flags & MOCK_FLAGS_ACCESS_SYZ) === 0 ? iova : syzConvAccess(ctx, acc.access!.ioas, iova);
   const scratch = new StepScratch();
   const ev = accessPinEvents(c.k.st, c.k.header, ctx, acc, at, length, flags & MOCK_FLAGS_ACCESS_WRITE, scratch);
   if (isFailure(ev)) return fail(ev.errno, ev.why);
@@ -152,7 +162,11 @@ export function access_replace_ioas(c: Call, a: Arg): Step {
   const unpin = testAccessUnmapEvents(c.k.st, ctx, acc, 0n, U64_MAX);
   // MUTANT access-replace-stale (B7, linux@f1fb745ee0a6): the old IOAS's access_list entry is never erased.
   const detach = accessDetachEvents(c.k.st, ctx, acc).filter((e) => !(isMutant('access-replace-stale') && e.type === 'AccessDetached'));
-  return succeed(`${fn}: access ${acc.id} moved from IOAS ${cur} to ${ioasId}`, undefined, [...unpin, ...detach, ...att]);
+  const done = succeed(`${fn}: access ${acc.id} moved from IOAS ${cur} to ${ioasId}`, undefined, [...unpin, ...detach, ...att]);
+  // MUTANT access-rw-during-change (B8): the change drops access->ioas_lock between leaving the old IOAS and joining
+  // the new one, so a reader that does not take the lock sees the access attached to nothing.
+  if (isMutant('access-rw-during-change')) return (function* () { yield [...unpin, ...detach]; return { ...done, events: att }; })();
+  return done;
 }
 
 /**
@@ -176,7 +190,7 @@ export function access_rw(c: Call, a: Arg): Step {
   }
   const ctx = c.k.st.ctxs.get((c.k.st.fds.get(u32(a, 'id')) as { ctx: number }).ctx)!;
   // iommufd_test_syz_conv_iova(access, ...): the converted IOVA is used, the command keeps the one given.
-  const at = (flags & MOCK_FLAGS_ACCESS_SYZ) === 0 ? iova : acc.access!.ioas === 0 ? 0n : syzConvIova(ctx.objects.get(acc.access!.ioas)!.ioas!.iopt, iova);
+  const at = (flags & MOCK_FLAGS_ACCESS_SYZ) === 0 ? iova : syzConvAccess(ctx, acc.access!.ioas, iova);
   const d = mmDraft(c.k.st.mm, c.k.st.pageSize);
   const r = accessRwEvents(c.k.st, ctx, acc, at, { data, write, slowPath: (flags & MOCK_ACCESS_RW_SLOW_PATH) !== 0 }, d);
   if (!Array.isArray(r)) return fail(r.errno, r.why, r.events);

@@ -53,7 +53,9 @@ describe('the checked-in counterexamples of the seeded bugs', () => {
       it('keeps every invariant under the same interleaving without the mutant', async () => {
         setMutants([]);
         const r = await replayFile(trace, { schedule: sidecar.schedule, invariants: true });
-        expect(r.errors).toEqual([]);
+        // A mutant that splits an operation into more atomic steps (access-rw-during-change) leaves schedule steps
+        // naming an operation the unmodified model has already completed; nothing else may be wrong with the trace.
+        expect(r.errors.filter((e) => !/has already completed/.test(e.message))).toEqual([]);
         expect(r.internal).toEqual([]);
         expect(r.violations).toEqual([]);
       });

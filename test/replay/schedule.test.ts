@@ -42,3 +42,29 @@ describe('a schedule', () => {
     expect(r.violations).toEqual([]);
   });
 });
+
+describe('a seeded bug that opens a window (B8, access-rw-during-change)', () => {
+  const lines = [
+    { op: 'ioctl', fd: 3, cmd: 'IOMMU_IOAS_ALLOC', arg: {}, ret: 0, out: { out_ioas_id: 2 }, tid: 1 },
+    { op: 'ioctl', fd: 3, cmd: 'IOMMU_TEST_CMD', arg: { op: 'IOMMU_TEST_OP_CREATE_ACCESS', id: 1, create_access: { flags: 1 } }, ret: 0, out: { create_access: { out_access_fd: 4 } }, tid: 1 },
+    { op: 'ioctl', fd: 3, cmd: 'IOMMU_TEST_CMD', arg: { op: 'IOMMU_TEST_OP_ACCESS_REPLACE_IOAS', id: 4, access_replace_ioas: { ioas_id: 2 } }, ret: 0, tid: 2 },
+    { op: 'ioctl', fd: 3, cmd: 'IOMMU_TEST_CMD', arg: { op: 'IOMMU_TEST_OP_ACCESS_PAGES', id: 4, access_pages: { flags: 1 << 16, iova: 0, length: 4096 } }, errno: 'ENOENT', tid: 1 },
+  ];
+
+  it('lets an ACCESS_PAGES with a syzkaller IOVA run while the access is attached to nothing, and the converter faults', async () => {
+    const { setMutants } = await import('../../src/check/mutants.js');
+    setMutants(['access-rw-during-change']);
+    try {
+      const { r } = replay(lines, [6, 7, 6]);
+      expect(r.violations.map((v) => v.name)).toEqual(['handler-total']);
+    } finally {
+      setMutants([]);
+    }
+  });
+
+  it('has no window in the model as it is: the change is one atomic step', () => {
+    const { r } = replay(lines, [6, 7]);
+    expect(r.violations).toEqual([]);
+    expect(r.internal).toEqual([]);
+  });
+});
