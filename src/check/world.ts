@@ -19,6 +19,7 @@ import type { DomainEvent } from '../events/domain.js';
 import type { TraceHeader } from '../events/header.js';
 import type { TraceEvent } from '../events/trace.js';
 import { isDone, type Done, type Kernel, type Operation, type Out, type OutValue } from '../machines/ioctl.js';
+import { InflightCall, inflightKindOf } from '../machines/inflight.js';
 import { InvariantMonitor, type InvariantViolation } from '../projections/invariants.js';
 import { evolveRefused, handlerThrew } from '../projections/invariants.js';
 import { evolve, initialState, type State } from '../projections/state.js';
@@ -62,25 +63,24 @@ const key = (ctx: number, id: number): string => `${ctx}:${id}`;
 class IommufdOp implements WorldOp {
   private gen: Operation | undefined;
   started = false;
-  private yields = 0;
-  private reservedAt = -1;
-  private last: readonly DomainEvent[] = [];
+  /** Where the call is between its steps and what it holds there (machines/inflight.ts), for calls that yield. */
+  private readonly call: InflightCall | undefined;
   constructor(
     private readonly w: IommufdWorld, readonly line: number, readonly tid: number, readonly json: TraceLine,
     private readonly ev: TraceEvent, readonly info: OpInfo, private readonly k: Kernel,
-  ) {}
+  ) {
+    const kind = json.op === 'ioctl' && typeof json.cmd === 'string' && k.st.fds.get(Number(json.fd))?.kind === 'iommufd' ? inflightKindOf(json.cmd) : undefined;
+    this.call = kind === undefined ? undefined : new InflightCall(kind);
+  }
 
   held(): Held {
     const i = this.info;
     const ctx = i.ctx;
-    let domainsRead: string | undefined;
-    if (ctx !== undefined && i.ioas.length > 0 && this.started) {
-      const target = key(ctx, i.ioas[i.ioas.length - 1]!);
-      if ((i.kind === 'map' || i.kind === 'copy') && this.reservedAt >= 0 && this.yields > this.reservedAt) domainsRead = target;
-      if (i.kind === 'unmap' && this.last.some((e) => e.type === 'AreaUnpublished' || e.type === 'AreaRemoved')) domainsRead = target;
-    }
-    // COPY looks its destination up after its first step; MAP and UNMAP hold their IOAS from the start.
-    const ioas = ctx === undefined || (i.kind === 'copy' && this.yields === 0) ? [] : i.ioas.map((x) => key(ctx, x));
+    const holds = this.call?.holds();
+    const target = ctx !== undefined && i.ioas.length > 0 ? key(ctx, i.ioas[i.ioas.length - 1]!) : undefined;
+    const domainsRead = this.started && holds?.includes('domains_rwsem') === true ? target : undefined;
+    // A yielding call holds its IOAS where its machine says; any other call, what it looked up.
+    const ioas = ctx === undefined || (holds !== undefined && !holds.includes('ioas')) ? [] : i.ioas.map((x) => key(ctx, x));
     return { domainsRead, ioas, ctx };
   }
 
@@ -121,9 +121,12 @@ class IommufdOp implements WorldOp {
       w.complete(this, r.value);
       return 'done';
     }
-    this.yields++;
-    this.last = r.value;
-    if (r.value.some((e) => e.type === 'AreaReserved')) this.reservedAt = this.yields;
+    try {
+      this.call?.step(r.value);
+    } catch (e) {
+      w.fail(handlerThrew(this.line, e), this.line);
+      return 'done';
+    }
     w.fold(this, r.value, false);
     return 'more';
   }
