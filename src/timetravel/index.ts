@@ -13,13 +13,20 @@
  *
  * Snapshot spacing. Snapshots sit at least K entries apart (K = `DEFAULT_K`) and also at least `weight ×
  * WEIGHT_FACTOR` entries apart, where the weight counts the items of the state (objects, areas, pages, domain
- * mappings, VMAs, fds). A snapshot costs memory (about 0.8 KiB per item) and, worse, garbage-collector work for as
- * long as it lives, in proportion to its weight; with the second rule the snapshots together weigh at most
- * 1/WEIGHT_FACTOR items per log entry, about what the log would cost decoded, however large the state grows (a
- * trace that keeps 2,000 IOASes alive, or 100,000 areas). The price is longer folds on such traces, in proportion
- * to the weight, which is also what printing their state costs. Small states get a snapshot every K entries. Both
- * numbers come from `npm run bench` (bench/timetravel.ts prints the alternatives). The spacing depends only on the
- * states, so it is deterministic: loading a saved index puts the snapshots at the same entries.
+ * mappings, VMAs, fds). A snapshot costs memory (about 0.25 KiB per idle IOAS, whose empty tables are shared; more
+ * per area or mapping) and, worse, garbage-collector work for as long as it lives, in proportion to its weight; with
+ * the second rule the snapshots together weigh at most 1/WEIGHT_FACTOR items per log entry, however large the state
+ * grows (a trace that keeps 2,000 IOASes alive, or 100,000 areas). The price is longer folds on such traces, in
+ * proportion to the weight. Small states get a snapshot every K entries. The spacing depends only on the states, so
+ * it is deterministic: loading a saved index puts the snapshots at the same entries.
+ *
+ * Both numbers are measured (`npm run bench`, BENCH_TT_SWEEP prints the alternatives) on the 1M-line object churn,
+ * whose ~2,000 live IOASes make the weight rule decide: factor 8 gave 129 snapshots, folds of up to 15,900 entries
+ * and a stateAt p99 of 30-63 ms on a loaded 2-core machine; factor 4 gives 255 snapshots (~115 MiB of heap), folds
+ * of up to 7,800 entries, p99 15-19 ms, for 0.05-0.1x more index build time; factor 2 (490 snapshots, folds of up
+ * to 4,000) did not lower the tail further (it is then the view and the collector, not the fold) and cost
+ * 0.15-0.25x more build time, past the 1.5x budget of issue #7. K = 2048 (factor 4) gave 258 snapshots and the
+ * same tail there (the weight rule decides), and would only add snapshots of small states elsewhere.
  *
  * The log is held encoded (codec.ts), in blocks of `BLOCK` entries decoded on demand, so an index costs about what
  * its file costs plus the snapshots. No wall clock and no randomness: the same trace gives the same index, byte for
@@ -36,7 +43,7 @@ import { toJson, toJsonShared, type Json } from './json.js';
 /** Minimum distance between snapshots, in log entries (measured: bench/timetravel.ts). */
 export const DEFAULT_K = 4096;
 /** Snapshots are also at least `weight × WEIGHT_FACTOR` entries apart (see above; measured likewise). */
-export const WEIGHT_FACTOR = 8;
+export const WEIGHT_FACTOR = 4;
 /** Log entries per encoded block. */
 export const BLOCK = 1024;
 /** Decoded blocks kept in memory. */
