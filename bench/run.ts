@@ -60,7 +60,9 @@ async function main(): Promise<number> {
     // count (what makes a linear structure quadratic) stays at 100,000.
     await writeMapChurn(maps, Number(process.env.BENCH_MAP_EVENTS ?? 300_000), Number(process.env.BENCH_LIVE ?? 100_000));
     const ok2 = await benchTrace('map/unmap churn (auto IOVA, mock domain, up to 100,000 live areas)', maps, 2);
-    const ok3 = await benchTimeTravel(churn);
+    // BENCH_TT_SWEEP='[[4096,2],[4096,8]]': other snapshot spacings [K, weight factor] measured beside the default.
+    const sweep = process.env.BENCH_TT_SWEEP ? (JSON.parse(process.env.BENCH_TT_SWEEP) as [number, number][]) : [];
+    const ok3 = await benchTimeTravel(churn, { sweep });
     return ok1 && ok2 && ok3 ? 0 : 1;
   } finally {
     rmSync(dir, { recursive: true, force: true });

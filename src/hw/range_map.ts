@@ -21,7 +21,7 @@
  * split/merge O(n) memmove, which for 100k runs is ~100k element moves per
  * pin operation.  Cost of `add` is O((k + 1) log n) for k runs touched.
  */
-import { IntervalTree } from './interval_tree.js';
+import { IntervalTree, type IntervalNode } from './interval_tree.js';
 
 /** Largest accepted index (2^53 - 1). */
 export const MAX_PAGE_INDEX: number = Number.MAX_SAFE_INTEGER;
@@ -70,7 +70,8 @@ export class RangeMap {
     if (!Number.isSafeInteger(delta)) throw new RangeError(`bad delta ${delta}`);
     if (delta === 0) return;
     const tree = this.tree;
-    const hit = [...tree.intersecting(start, last)];
+    const hit: IntervalNode<number, number>[] = [];
+    for (let n = tree.iterFirst(start, last); n !== undefined; n = tree.iterNext(n, start, last)) hit.push(n);
 
     // Validation pass, before any mutation.
     let cursor = start;
@@ -85,6 +86,20 @@ export class RangeMap {
     }
     if (cursor <= last && delta < 0) {
       throw new RangeError(`count underflow: index ${cursor} has count 0, delta ${delta}`);
+    }
+
+    // One run that is exactly [start, last], whose count stays positive and differs from both neighbours' (so no
+    // merge is due): the count changes in place, with no tree surgery. This is pinning or unpinning a run again.
+    if (hit.length === 1) {
+      const n = hit[0]!, c = n.value + delta;
+      if (n.start === start && n.last === last && c > 0) {
+        const l = start > 0 ? tree.iterFirst(start - 1, start - 1) : undefined;
+        const r = last < MAX_PAGE_INDEX ? tree.iterFirst(last + 1, last + 1) : undefined;
+        if (l?.value !== c && r?.value !== c) {
+          n.value = c;
+          return;
+        }
+      }
     }
 
     // Build the replacement runs for the affected stretch, in order.

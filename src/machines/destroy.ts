@@ -24,8 +24,11 @@ export function destroyObjectEvents(st: State, ctx: IommufdCtx, id: number): Dom
   if (o.viommu !== undefined) out.push(...viommuDestroyEvents(st, ctx, o));
   if (o.hwq !== undefined) out.push(...hwQueueDestroyEvents(st, ctx, o));
   if (o.stdev !== undefined) out.push(...selftestDestroyEvents(st, ctx, o));
-  const dropped = new Set(out.flatMap((e) => (e.type === 'ObjectRefDropped' && e.by === id ? [e.id] : [])));
-  for (const held of o.holds) if (!dropped.has(held)) out.push({ type: 'ObjectRefDropped', ctx: ctx.id, id: held, by: id });
+  if (o.holds.length > 0) {
+    const dropped = new Set<number>();
+    for (const e of out) if (e.type === 'ObjectRefDropped' && e.by === id) dropped.add(e.id);
+    for (const held of o.holds) if (!dropped.has(held)) out.push({ type: 'ObjectRefDropped', ctx: ctx.id, id: held, by: id });
+  }
   out.push({ type: 'ObjectDestroyed', ctx: ctx.id, id });
   return out;
 }

@@ -9,6 +9,7 @@
 import type { DomainEvent, FileRef, ObjectKind } from '../events/domain.js';
 import { E_ABORT, E_DESTROY, E_FINALIZE, E_TOMBSTONE, nextLife, S_ALLOCATED, S_FINALIZED } from '../machines/lifecycle.js';
 import { IdAllocator } from './ids.js';
+import { CowMap, isShared, rawEntries, rawGet } from '../hw/cow_map.js';
 import { cloneDmabuf, dmabufEvolve, type DmabufData } from '../hw/dmabuf.js';
 import { emptyMm, mmEvolve, cloneMm, type MmState } from '../hw/mm.js';
 import { cloneIopt, ioptEvolve, newIopt, type Iopt } from '../hw/io_pagetable.js';
@@ -119,10 +120,13 @@ function objOf(c: IommufdCtx, id: number): KObject {
   if (o === undefined) throw new ProjectionError(`no object ${id} in context ${c.id}`);
   return o;
 }
-function move(o: KObject, event: number, name: string): void {
+function lifeAfter(o: KObject, event: number, name: string): number {
   const n = nextLife(o.kind, o.life, event);
   if (n < 0) throw new ProjectionError(`object ${o.id} (${o.kind}) cannot ${name} in lifecycle state ${o.life}`);
-  o.life = n;
+  return n;
+}
+function move(o: KObject, event: number, name: string): void {
+  o.life = lifeAfter(o, event, name);
 }
 
 export function evolve(s: State, ev: DomainEvent): State {
@@ -165,8 +169,12 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'ObjectAborted':
     case 'ObjectDestroyed': {
       const c = ctxOf(s, ev.ctx);
-      const o = objOf(c, ev.id);
-      move(o, ev.type === 'ObjectAborted' ? E_ABORT : E_DESTROY, ev.type === 'ObjectAborted' ? 'abort' : 'be destroyed');
+      // The object leaves the table: a fork (forkState) need not copy it out of its snapshot first, only not write
+      // to the snapshot's.
+      const shared = isShared(c.objects, ev.id);
+      const o = shared ? rawGet(c.objects, ev.id)! : objOf(c, ev.id);
+      const life = lifeAfter(o, ev.type === 'ObjectAborted' ? E_ABORT : E_DESTROY, ev.type === 'ObjectAborted' ? 'abort' : 'be destroyed');
+      if (!shared) o.life = life;
       c.objects.delete(ev.id);
       c.ids.release(ev.id);
       if (c.vfioIoas === ev.id) c.vfioIoas = 0;
@@ -411,23 +419,63 @@ export function evolve(s: State, ev: DomainEvent): State {
   }
 }
 
-/** A deep copy, for snapshots: later events applied to either never show in the other. */
+/**
+ * A deep copy of one object table entry (the parts `evolve` mutates; the rest never changes once set). `frozen`: for
+ * a snapshot nothing will change, whose empty parts may then be shared (io_pagetable.ts `cloneIopt`).
+ */
+function cloneObject(o: KObject, frozen = false): KObject {
+  const copy: KObject = {
+    ...o, holds: frozen && o.holds.length === 0 ? (NO_IDS as number[]) : o.holds.slice(),
+    ioas: o.ioas && { iopt: cloneIopt(o.ioas.iopt, frozen), hwpts: frozen && o.ioas.hwpts.length === 0 ? (NO_IDS as number[]) : o.ioas.hwpts.slice() },
+  };
+  if (o.idev) copy.idev = { ...o.idev, attached: new Map(o.idev.attached), cache: o.idev.cache.slice() };
+  if (o.access) copy.access = cloneAccess(o.access);
+  if (o.fault) copy.fault = cloneFault(o.fault);
+  if (o.veventq) copy.veventq = cloneVeventq(o.veventq);
+  if (o.nested) copy.nested = { ...o.nested, iotlb: o.nested.iotlb.slice() };
+  return copy;
+}
+const NO_IDS: readonly number[] = Object.freeze([]);
+const thaw = (o: KObject): KObject => cloneObject(o);
+
+/** A deep copy, for scratch states: later events applied to either never show in the other. */
 export function cloneState(s: State): State {
+  return deepCopy(s, false);
+}
+
+/**
+ * A deep copy that nothing will ever change (a time-travel snapshot; fold into a `forkState` of it): its empty
+ * parts are shared frozen instances, which a write would throw on.
+ */
+export function snapshotState(s: State): State {
+  return deepCopy(s, true);
+}
+
+function deepCopy(s: State, frozen: boolean): State {
   const ctxs = new Map<number, IommufdCtx>();
   for (const [k, c] of s.ctxs) {
     const objects = new Map<number, KObject>();
-    for (const [id, o] of c.objects) {
-      const copy: KObject = { ...o, holds: o.holds.slice(), ioas: o.ioas && { iopt: cloneIopt(o.ioas.iopt), hwpts: o.ioas.hwpts.slice() } };
-      if (o.idev) copy.idev = { ...o.idev, attached: new Map(o.idev.attached), cache: o.idev.cache.slice() };
-      if (o.access) copy.access = cloneAccess(o.access);
-      if (o.fault) copy.fault = cloneFault(o.fault);
-      if (o.veventq) copy.veventq = cloneVeventq(o.veventq);
-      if (o.nested) copy.nested = { ...o.nested, iotlb: o.nested.iotlb.slice() };
-      objects.set(id, copy);
-    }
+    for (const [id, o] of rawEntries(c.objects)) objects.set(id, cloneObject(o, frozen));
     ctxs.set(k, { ...c, objects, ids: c.ids.clone(), v: cloneVCtx(c.v) });
   }
-  const pages = new Map([...s.pages].map(([k, p]) => [k, clonePages(p)]));
-  const domains = new Map([...s.domains].map(([k, d]) => [k, cloneDomain(d)]));
+  // Stored values, not through a fork's copy-on-read: they are copied here anyway.
+  const pages = new Map(rawEntries(s.pages).map(([k, p]) => [k, clonePages(p)]));
+  const domains = new Map(rawEntries(s.domains).map(([k, d]) => [k, cloneDomain(d)]));
+  return withTables(s, ctxs, pages, domains);
+}
+
+/**
+ * A copy of a state that nothing changes any more (a time-travel snapshot), to fold into: the object tables, the
+ * iopt_pages and the domains are copied one entry at a time, when the fold first takes one out (cow_map.ts), so
+ * rebuilding a point near a snapshot costs what the events in between touch, not the size of the state. The source
+ * must stay unchanged for as long as the fork lives: the fork shares what it has not taken out yet.
+ */
+export function forkState(s: State): State {
+  const ctxs = new Map<number, IommufdCtx>();
+  for (const [k, c] of s.ctxs) ctxs.set(k, { ...c, objects: new CowMap(c.objects, thaw), ids: c.ids.clone(), v: cloneVCtx(c.v) });
+  return withTables(s, ctxs, new CowMap(s.pages, clonePages), new CowMap(s.domains, cloneDomain));
+}
+
+function withTables(s: State, ctxs: Map<number, IommufdCtx>, pages: Map<number, IoptPages>, domains: Map<number, HwDomain>): State {
   return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages, domains, accounting: { ...s.accounting }, vfioBinds: new Map(s.vfioBinds), vfioGroups: new Map(s.vfioGroups), dmabufs: new Map([...s.dmabufs].map(([k, d]) => [k, cloneDmabuf(d)])), containers: cloneContainers(s.containers), vfioMemoryOff: new Set(s.vfioMemoryOff) };
 }

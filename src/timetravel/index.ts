@@ -2,8 +2,9 @@
  * The time-travel index over a trace's event log (issue #7).
  *
  * Replaying a trace once gives the log (every domain event, numbered densely from 0) and, along the way, snapshots
- * of the state (`cloneState`) taken every K entries or so. The state after any number of entries `p` is then
- * rebuilt by cloning the nearest snapshot at or before `p` and folding the entries in between (at most one
+ * of the state (`snapshotState`) taken every K entries or so. The state after any number of entries `p` is then
+ * rebuilt by forking the nearest snapshot at or before `p` (`forkState`: copy-on-read, so a fork costs what the
+ * entries folded into it touch, not the size of the state) and folding the entries in between (at most one
  * snapshot spacing) into it with `evolve`, exactly as the replay did (an entry whose `evolve` threw during the
  * replay throws again here, at the same point, and is skipped the same way).
  *
@@ -12,13 +13,20 @@
  *
  * Snapshot spacing. Snapshots sit at least K entries apart (K = `DEFAULT_K`) and also at least `weight ×
  * WEIGHT_FACTOR` entries apart, where the weight counts the items of the state (objects, areas, pages, domain
- * mappings, VMAs, fds). A snapshot costs memory (about 0.8 KiB per item) and, worse, garbage-collector work for as
- * long as it lives, in proportion to its weight; with the second rule the snapshots together weigh at most
- * 1/WEIGHT_FACTOR items per log entry, about what the log would cost decoded, however large the state grows (a
- * trace that keeps 2,000 IOASes alive, or 100,000 areas). The price is longer folds on such traces, in proportion
- * to the weight, which is also what printing their state costs. Small states get a snapshot every K entries. Both
- * numbers come from `npm run bench` (bench/timetravel.ts prints the alternatives). The spacing depends only on the
- * states, so it is deterministic: loading a saved index puts the snapshots at the same entries.
+ * mappings, VMAs, fds). A snapshot costs memory (about 0.25 KiB per idle IOAS, whose empty tables are shared; more
+ * per area or mapping) and, worse, garbage-collector work for as long as it lives, in proportion to its weight; with
+ * the second rule the snapshots together weigh at most 1/WEIGHT_FACTOR items per log entry, however large the state
+ * grows (a trace that keeps 2,000 IOASes alive, or 100,000 areas). The price is longer folds on such traces, in
+ * proportion to the weight. Small states get a snapshot every K entries. The spacing depends only on the states, so
+ * it is deterministic: loading a saved index puts the snapshots at the same entries.
+ *
+ * Both numbers are measured (`npm run bench`, BENCH_TT_SWEEP prints the alternatives) on the 1M-line object churn,
+ * whose ~2,000 live IOASes make the weight rule decide: factor 8 gave 129 snapshots, folds of up to 15,900 entries
+ * and a stateAt p99 of 30-63 ms on a loaded 2-core machine; factor 4 gives 255 snapshots (~115 MiB of heap), folds
+ * of up to 7,800 entries, p99 15-19 ms, for 0.05-0.1x more index build time; factor 2 (490 snapshots, folds of up
+ * to 4,000) did not lower the tail further (it is then the view and the collector, not the fold) and cost
+ * 0.15-0.25x more build time, past the 1.5x budget of issue #7. K = 2048 (factor 4) gave 258 snapshots and the
+ * same tail there (the weight rule decides), and would only add snapshots of small states elsewhere.
  *
  * The log is held encoded (codec.ts), in blocks of `BLOCK` entries decoded on demand, so an index costs about what
  * its file costs plus the snapshots. No wall clock and no randomness: the same trace gives the same index, byte for
@@ -26,8 +34,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { LogEntry } from '../events/domain.js';
-import { viewState } from '../projections/snapshot.js';
-import { cloneState, evolve, initialState, type State } from '../projections/state.js';
+import { isPlainView, viewState } from '../projections/snapshot.js';
+import { evolve, forkState, initialState, snapshotState, type State } from '../projections/state.js';
 import { Replayer, type ReplayOptions } from '../replay/engine.js';
 import { Dictionaries } from './codec.js';
 import { toJson, toJsonShared, type Json } from './json.js';
@@ -35,7 +43,7 @@ import { toJson, toJsonShared, type Json } from './json.js';
 /** Minimum distance between snapshots, in log entries (measured: bench/timetravel.ts). */
 export const DEFAULT_K = 4096;
 /** Snapshots are also at least `weight × WEIGHT_FACTOR` entries apart (see above; measured likewise). */
-export const WEIGHT_FACTOR = 8;
+export const WEIGHT_FACTOR = 4;
 /** Log entries per encoded block. */
 export const BLOCK = 1024;
 /** Decoded blocks kept in memory. */
@@ -113,7 +121,7 @@ export function foldEntry(st: State, e: LogEntry): void {
 /** A view as plain JSON, copied: safe whatever happens to the state afterwards. */
 export const viewOf = (st: State): Json => toJson(viewState(st));
 /** A view as plain JSON that may share parts with the state: only for states that are never folded into again. */
-const frozenViewOf = (st: State): Json => toJsonShared(viewState(st));
+const frozenViewOf = (st: State): Json => toJsonShared(viewState(st), isPlainView);
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 /** The label of a trace line ("ioctl IOMMU_IOAS_MAP", "mmap", "header") and its note. */
@@ -294,16 +302,17 @@ export class TraceIndex implements IndexParts {
   }
 
   /**
-   * The state after `p` entries (0 ≤ p ≤ count): a snapshot, or a fresh copy of the snapshot before it with the
-   * entries between folded in. Read-only: nothing folds into a state once it has been handed out (a view of it may
-   * share its parts; see `viewAt`), so there is no working copy to step forward with: a step costs a clone, which
-   * is cheaper than the garbage collection a long-lived working copy costs while queries jump around.
+   * The state after `p` entries (0 ≤ p ≤ count): a snapshot, or a fork of the snapshot before it with the entries
+   * between folded in. Read-only: nothing folds into a state once it has been handed out (a view of it may share
+   * its parts, and a fork shares what it has not touched with its snapshot; see `viewAt`), so there is no working
+   * copy to step forward with: a step costs a fork, which is cheaper than the garbage collection a long-lived
+   * working copy costs while queries jump around.
    */
   stateAfter(p: number): State {
     if (!Number.isInteger(p) || p < 0 || p > this.count) throw new RangeError(`no position ${p} (0 to ${this.count})`);
     const cp = this.checkpoints[this.checkpointAtOrBefore(p)]!;
     if (cp.p === p) return cp.state;
-    const st = cloneState(cp.state);
+    const st = forkState(cp.state);
     this.foldInto(st, cp.p, p);
     return st;
   }
@@ -311,7 +320,7 @@ export class TraceIndex implements IndexParts {
   /** A private copy of the state after `p` entries, for callers that fold on their own. */
   stateCopy(p: number): State {
     const cp = this.checkpoints[this.checkpointAtOrBefore(p)]!;
-    const st = cloneState(cp.state);
+    const st = forkState(cp.state);
     this.foldInto(st, cp.p, p);
     return st;
   }
@@ -387,7 +396,7 @@ export class IndexBuilder {
     this.policy = new CheckpointPolicy(k, factor);
     const r: Replayer = new Replayer((e) => {
       // r.st is the state after e.n entries: the sink runs before the entry is folded in.
-      if (this.policy.due(e.n, r.st)) this.checkpoints.push({ p: e.n, state: cloneState(r.st) });
+      if (this.policy.due(e.n, r.st)) this.checkpoints.push({ p: e.n, state: snapshotState(r.st) });
       this.log.add(e);
       const type = e.ev.type as string;
       if (type === 'Diverged' || type === 'InvariantViolated') this.marks.push(markOf(e));
@@ -477,7 +486,7 @@ export function rebuildCheckpoints(data: IndexData): TraceIndex {
   let p = 0;
   for (let b = 0; b < data.blocks.length; b++) {
     for (const e of data.dict.decodeBlock(data.blocks[b]!, b * BLOCK, Math.min(BLOCK, data.count - b * BLOCK))) {
-      if (policy.due(p, st)) checkpoints.push({ p, state: cloneState(st) });
+      if (policy.due(p, st)) checkpoints.push({ p, state: snapshotState(st) });
       foldEntry(st, e);
       p++;
     }
@@ -499,7 +508,7 @@ export function indexEntries(source: Iterable<LogEntry>, k = DEFAULT_K, factor =
   let lines = 0;
   for (const e0 of source) {
     const e: LogEntry = { ...e0, n: log.count };
-    if (policy.due(e.n, st)) checkpoints.push({ p: e.n, state: cloneState(st) });
+    if (policy.due(e.n, st)) checkpoints.push({ p: e.n, state: snapshotState(st) });
     try {
       evolve(st, e.ev);
     } catch (err) {

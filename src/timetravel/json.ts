@@ -62,9 +62,10 @@ function fromInstance(v: object, seen: Set<object> = new Set()): Json {
  * Like `toJson`, but returns a plain-JSON subtree as it is, by reference, and copies only the containers on the way to
  * something that needs converting (a bigint, a class instance, `undefined`). For views of states that nothing will
  * mutate again (index.ts never folds into a state it has shown): most of a view is already plain, and this costs a
- * walk where `toJson` costs a second view's worth of garbage.
+ * walk where `toJson` costs a second view's worth of garbage. `isPlain`: subtrees known to be plain JSON already,
+ * returned without a walk.
  */
-export function toJsonShared(v: unknown): Json {
+export function toJsonShared(v: unknown, isPlain: (v: object) => boolean = () => false): Json {
   switch (typeof v) {
     case 'string': case 'boolean': return v;
     case 'number': return Number.isFinite(v) ? v : null;
@@ -72,11 +73,12 @@ export function toJsonShared(v: unknown): Json {
     case 'undefined': case 'function': case 'symbol': return null;
     default: {
       if (v === null) return null;
+      if (isPlain(v as object)) return v as Json;
       if (Array.isArray(v)) {
         let out: Json[] | undefined;
         for (let i = 0; i < v.length; i++) {
           const c: unknown = v[i];
-          const x = toJsonShared(c);
+          const x = toJsonShared(c, isPlain);
           if (out === undefined && (x !== c || c === undefined)) out = (v as Json[]).slice(0, i);
           if (out !== undefined) out.push(x);
         }
@@ -91,7 +93,7 @@ export function toJsonShared(v: unknown): Json {
         const k = keys[i]!;
         const c = o[k];
         const drop = c === undefined || typeof c === 'function' || typeof c === 'symbol';
-        const x = drop ? null : toJsonShared(c);
+        const x = drop ? null : toJsonShared(c, isPlain);
         if (out === undefined && (drop || x !== c)) {
           out = {};
           for (let j = 0; j < i; j++) out[keys[j]!] = o[keys[j]!] as Json;

@@ -13,7 +13,7 @@
  * - `bisect(predicate)`: the first entry at which a predicate holds.
  */
 import type { LogEntry } from '../events/domain.js';
-import { cloneState, type State } from '../projections/state.js';
+import { forkState, type State } from '../projections/state.js';
 import { diffViews, type Change } from './diff.js';
 import { compileExpr } from './expr.js';
 import { foldEntry, viewOf, type Mark, type TraceIndex } from './index.js';
@@ -353,7 +353,7 @@ function walkBack(idx: TraceIndex, steps: readonly Step[], at: number, sel: Sele
   for (let ci = idx.checkpointAtOrBefore(at + 1); ci >= 0; ci--) {
     const cp = idx.checkpoints[ci]!;
     if (cp.p >= end) continue;
-    const st = cloneState(cp.state);
+    const st = forkState(cp.state);
     let current: Json | undefined;
     let known = false;
     let found: Found | undefined;
@@ -460,7 +460,7 @@ export function bisect(idx: TraceIndex, pred: Predicate, opts: BisectOptions = {
     // One working state folded forward, one view per entry.
     const ci = idx.checkpointAtOrBefore(lo + 1);
     const cp = idx.checkpoints[ci]!;
-    const st = cloneState(cp.state);
+    const st = forkState(cp.state);
     for (const e of idx.entries(cp.p, lo + 1)) foldEntry(st, e);
     for (const e of idx.entries(lo + 1, to + 1)) {
       foldEntry(st, e);
