@@ -5,22 +5,13 @@
 import { statSync } from 'node:fs';
 import { encodeEntry } from '../events/log.js';
 import { readLineBatches } from '../events/reader.js';
-import { type Divergence, type InvariantBreak, type Explanation, Replayer, type Warning } from '../replay/engine.js';
-import type { TraceError } from '../events/trace.js';
+import { type Explanation, Replayer, type ReplaySummary } from '../replay/engine.js';
 import { AtomicWriter } from './atomic.js';
 
-export interface TraceReport {
+/** A trace's verdict: the replay's summary (lines, events, divergences, errors, violations, warnings) and more. */
+export interface TraceReport extends ReplaySummary {
   readonly file: string;
   readonly passed: boolean;
-  readonly lines: number;
-  readonly events: number;
-  readonly divergences: readonly Divergence[];
-  readonly errors: readonly TraceError[];
-  readonly internal: readonly TraceError[];
-  /** With --invariants (or --schedule): the invariants the replay broke. */
-  readonly violations: readonly InvariantBreak[];
-  /** StaleDeviceMapping hazards: what the kernel does, so never a divergence. */
-  readonly warnings: readonly Warning[];
   readonly source: string | undefined;
   /** With --explain: the model's reason for each failing (or every) call. */
   readonly explanations: readonly Explanation[];

@@ -9,31 +9,36 @@ export type JsonObject = { [k: string]: Json };
 
 const hex = (v: bigint): string => (v < 0n ? `-0x${(-v).toString(16)}` : `0x${v.toString(16)}`);
 
-export function toJson(v: unknown): Json {
+const OBJECT = Symbol('object');
+/** The JSON of anything but an object (null is JSON's own): `OBJECT` for the objects the callers walk. */
+function scalarJson(v: unknown): Json | typeof OBJECT {
   switch (typeof v) {
     case 'string': case 'boolean': return v;
     case 'number': return Number.isFinite(v) ? v : null;
     case 'bigint': return hex(v);
     case 'undefined': case 'function': case 'symbol': return null;
-    default: {
-      if (v === null) return null;
-      if (Array.isArray(v)) return v.map(toJson);
-      if (v instanceof Map) return [...v].map(([k, x]) => [toJson(k), toJson(x)]);
-      if (v instanceof Set) return [...v].map(toJson);
-      if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>, (x) => toJson(x));
-      const withToJson = v as { toJSON?: () => unknown };
-      if (typeof withToJson.toJSON === 'function') return toJson(withToJson.toJSON());
-      const proto = Object.getPrototypeOf(v) as unknown;
-      if (proto !== Object.prototype && proto !== null) return fromInstance(v as object);
-      const o: JsonObject = {};
-      for (const k of Object.keys(v as object)) {
-        const x = (v as Record<string, unknown>)[k];
-        if (x === undefined || typeof x === 'function' || typeof x === 'symbol') continue;
-        o[k] = toJson(x);
-      }
-      return o;
-    }
+    default: return v === null ? null : OBJECT;
   }
+}
+
+export function toJson(v: unknown): Json {
+  const sc = scalarJson(v);
+  if (sc !== OBJECT) return sc;
+  if (Array.isArray(v)) return v.map(toJson);
+  if (v instanceof Map) return [...v].map(([k, x]) => [toJson(k), toJson(x)]);
+  if (v instanceof Set) return [...v].map(toJson);
+  if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>, (x) => toJson(x));
+  const withToJson = v as { toJSON?: () => unknown };
+  if (typeof withToJson.toJSON === 'function') return toJson(withToJson.toJSON());
+  const proto = Object.getPrototypeOf(v) as unknown;
+  if (proto !== Object.prototype && proto !== null) return fromInstance(v as object);
+  const o: JsonObject = {};
+  for (const k of Object.keys(v as object)) {
+    const x = (v as Record<string, unknown>)[k];
+    if (x === undefined || typeof x === 'function' || typeof x === 'symbol') continue;
+    o[k] = toJson(x);
+  }
+  return o;
 }
 
 /**
@@ -66,43 +71,36 @@ function fromInstance(v: object, seen: Set<object> = new Set()): Json {
  * returned without a walk.
  */
 export function toJsonShared(v: unknown, isPlain: (v: object) => boolean = () => false): Json {
-  switch (typeof v) {
-    case 'string': case 'boolean': return v;
-    case 'number': return Number.isFinite(v) ? v : null;
-    case 'bigint': return hex(v);
-    case 'undefined': case 'function': case 'symbol': return null;
-    default: {
-      if (v === null) return null;
-      if (isPlain(v as object)) return v as Json;
-      if (Array.isArray(v)) {
-        let out: Json[] | undefined;
-        for (let i = 0; i < v.length; i++) {
-          const c: unknown = v[i];
-          const x = toJsonShared(c, isPlain);
-          if (out === undefined && (x !== c || c === undefined)) out = (v as Json[]).slice(0, i);
-          if (out !== undefined) out.push(x);
-        }
-        return out ?? (v as Json[]);
-      }
-      const proto = Object.getPrototypeOf(v) as unknown;
-      if (proto !== Object.prototype && proto !== null) return toJson(v);
-      const o = v as Record<string, unknown>;
-      let out: JsonObject | undefined;
-      const keys = Object.keys(o);
-      for (let i = 0; i < keys.length; i++) {
-        const k = keys[i]!;
-        const c = o[k];
-        const drop = c === undefined || typeof c === 'function' || typeof c === 'symbol';
-        const x = drop ? null : toJsonShared(c, isPlain);
-        if (out === undefined && (drop || x !== c)) {
-          out = {};
-          for (let j = 0; j < i; j++) out[keys[j]!] = o[keys[j]!] as Json;
-        }
-        if (out !== undefined && !drop) out[k] = x;
-      }
-      return out ?? (o as JsonObject);
+  const sc = scalarJson(v);
+  if (sc !== OBJECT) return sc;
+  if (isPlain(v as object)) return v as Json;
+  if (Array.isArray(v)) {
+    let out: Json[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const c: unknown = v[i];
+      const x = toJsonShared(c, isPlain);
+      if (out === undefined && (x !== c || c === undefined)) out = (v as Json[]).slice(0, i);
+      if (out !== undefined) out.push(x);
     }
+    return out ?? (v as Json[]);
   }
+  const proto = Object.getPrototypeOf(v) as unknown;
+  if (proto !== Object.prototype && proto !== null) return toJson(v);
+  const o = v as Record<string, unknown>;
+  let out: JsonObject | undefined;
+  const keys = Object.keys(o);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const c = o[k];
+    const drop = c === undefined || typeof c === 'function' || typeof c === 'symbol';
+    const x = drop ? null : toJsonShared(c, isPlain);
+    if (out === undefined && (drop || x !== c)) {
+      out = {};
+      for (let j = 0; j < i; j++) out[keys[j]!] = o[keys[j]!] as Json;
+    }
+    if (out !== undefined && !drop) out[k] = x;
+  }
+  return out ?? (o as JsonObject);
 }
 
 export const isObject = (v: Json | undefined): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
