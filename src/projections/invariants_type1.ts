@@ -9,6 +9,8 @@ import { hex, type InvariantViolation, type Scope } from './invariants_core.js';
 import type { State } from './state.js';
 
 export const R_T1_LIMIT = 'vfio_iommu_type1.c vfio_dma_do_map: dma_avail starts at dma_entry_limit, counts down per vfio_dma and answers ENOSPC at 0, so a container never holds more than dma_entry_limit vfio_dmas (CVE-2019-3882)';
+export const R_T1_VPFN = 'vfio_iommu_type1.c vfio_iommu_type1_pin_pages / vfio_unpin_page_external / vfio_find_vpfn: a vpfn is keyed by the exact IOVA pinned and counts one reference per vfio_pin_pages of it not yet unpinned (a driver that unpins what it pinned empties pfn_list, which vfio_dma_do_unmap\'s notifier loop needs: BUG_ON(++retries > 10))';
+export const R_T1_VPFN_PAGE = 'vfio_iommu_type1.c vfio_iommu_type1_pin_pages: if (!pfn_valid(phys_pfn)) → EINVAL: an external pin hands the driver a struct page, never a PFNMAP (device memory) pfn';
 export const R_T1_MAPPED = 'vfio_iommu_type1.c vfio_pin_map_dma / vfio_unmap_unpin: a vfio_dma is mapped into the container\'s domain onto exactly the pages it pinned (PFNMAP chunks: pinned nothing), and unmapped before they are unpinned; nothing else is mapped there';
 
 /** The vfio_dmas overlapping [start, last] are mapped onto exactly their pinned frames, and every PTE there is a dma's. */
@@ -43,12 +45,32 @@ function checkRange(st: State, c: VfioContainer, start: bigint, last: bigint, ou
   }
 }
 
+/** The container's vpfns against what its mdev drivers say they pinned (State.mdevPins), by exact IOVA. */
+function checkVpfns(st: State, c: VfioContainer, out: InvariantViolation[]): void {
+  const i = c.iommu!;
+  const want = new Map<bigint, number>();
+  const mine = [...st.mdevPins].filter(([, p]) => p.container === c.id);
+  for (const [, p] of mine) for (const [iova, n] of p.pins) want.set(iova, (want.get(iova) ?? 0) + n);
+  const drivers = mine.map(([dev]) => dev).join(', ') || 'no driver';
+  const bad = (message: string): void => void out.push({ name: 'type1-vpfn-balance', rule: R_T1_VPFN, message: `container ${c.id}: ${message}` });
+  for (const n of i.dmas.inOrder()) {
+    for (const [iova, v] of n.value.vpfns) {
+      if (!v.ram) out.push({ name: 'type1-vpfn-page', rule: R_T1_VPFN_PAGE, message: `container ${c.id}: the vpfn at ${hex(iova)} of the vfio_dma at ${hex(n.start)} holds pfn ${hex(v.pfn)}, which has no struct page` });
+      const w = want.get(iova) ?? 0;
+      if (w !== v.ref) return bad(`the vpfn at ${hex(iova)} of the vfio_dma at ${hex(n.start)} has ${v.ref} reference(s), but ${drivers} hold(s) ${w} pin(s) of that IOVA`);
+      want.delete(iova);
+    }
+  }
+  for (const [iova, w] of want) return bad(`${drivers} hold(s) ${w} pin(s) of IOVA ${hex(iova)}, which has no vpfn${i.dmas.iterFirst(iova, iova) === undefined ? ' (nor a vfio_dma)' : ''}`);
+}
+
 function checkContainer(st: State, c: VfioContainer, ranges: readonly { iova: bigint; last: bigint }[] | 'all', out: InvariantViolation[]): void {
   const i = c.iommu;
   if (i === undefined) return;
   const n = i.dmas.size;
   if (n > i.dmaLimit || i.dmaAvail !== i.dmaLimit - n)
     out.push({ name: 'type1-dma-limit', rule: R_T1_LIMIT, message: `container ${c.id}: ${n} vfio_dma(s), dma_avail ${i.dmaAvail}, dma_entry_limit ${i.dmaLimit}` });
+  checkVpfns(st, c, out);
   if (i.domain === undefined || !st.domains.has(i.domain)) return;
   for (const r of ranges === 'all' ? [{ iova: 0n, last: (1n << 64n) - 1n }] : ranges) checkRange(st, c, r.iova, r.last, out);
 }
