@@ -68,7 +68,9 @@ export class ExtDraft {
     }
     if (dma.mm !== this.st.mmId) return { errno: 'ENODEV', why: `${fn}: mmget_not_zero(dma->mm) fails: the dma's mm ${dma.mm} is gone (the process exec'ed; MAP_DMA VADDR did not move the dma to mm ${this.st.mmId})` };
     const ps = BigInt(this.st.pageSize);
-    const vaddr = dma.vaddr + (iova - dma.iova), page = vaddr & ~(ps - 1n);
+    // remote_vaddr = dma->vaddr + (iova - dma->iova): for an unaligned IOVA whose page reaches into the dma from below
+    // (vfio_find_dma(iova, PAGE_SIZE) found it) this is below dma->vaddr.
+    const vaddr = BigInt.asUintN(64, dma.vaddr + (iova - dma.iova)), page = vaddr & ~(ps - 1n);
     const write = (dma.prot & IOMMU_WRITE) !== 0;
     let pfn: bigint, ram: boolean, what: string;
     const pinEvents: DomainEvent[] = [];

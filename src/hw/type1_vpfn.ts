@@ -43,7 +43,7 @@ export function pgshiftOf(i: Type1Iommu): bigint {
 /** `vfio_dma_populate_bitmap`: one bit per vpfn, at its IOVA's page (ascending, unique). */
 export function seeded(i: Type1Iommu, dma: VfioDma): bigint[] {
   const sh = pgshiftOf(i);
-  return [...new Set([...dma.vpfns.keys()].map((k) => (k - dma.iova) >> sh))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return [...new Set([...dma.vpfns.keys()].filter((k) => k >= dma.iova).map((k) => (k - dma.iova) >> sh))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 const withBits = (dirty: readonly bigint[], first: bigint, last: bigint): bigint[] => {
@@ -59,11 +59,13 @@ export function vpfnEvolve(i: Type1Iommu, ev: VpfnEvent): void {
   const d = n.value;
   switch (ev.type) {
     case 'VfioPfnPinned': {
-      if (ev.iova < d.iova || ev.iova > n.last) throw new Type1Error(`vpfn ${ev.iova} outside the vfio_dma at ${d.iova}`);
+      // The IOVA may lie below the dma: vfio_find_dma(iova, PAGE_SIZE) meets a dma its unaligned page reaches into.
+      if (ev.iova > n.last) throw new Type1Error(`vpfn ${ev.iova} past the vfio_dma at ${d.iova}`);
       if (d.vpfns.has(ev.iova)) throw new Type1Error(`vpfn ${ev.iova} of the vfio_dma at ${d.iova} is already linked`);
       const vpfns = new Map(d.vpfns).set(ev.iova, { pfn: ev.pfn, ram: ev.ram, ref: 1 });
-      // vfio_iommu_type1_pin_pages sets the page's bit while tracking.
-      const dirty = i.dirtyTracking ? withBits(d.dirty, (ev.iova - d.iova) >> pgshiftOf(i), (ev.iova - d.iova) >> pgshiftOf(i)) : d.dirty;
+      // vfio_iommu_type1_pin_pages sets the page's bit while tracking (an IOVA below the dma: a bit before the bitmap, not kept).
+      const bit = (ev.iova - d.iova) >> pgshiftOf(i);
+      const dirty = i.dirtyTracking && bit >= 0n ? withBits(d.dirty, bit, bit) : d.dirty;
       n.value = { ...d, vpfns, dirty, lockedVm: d.lockedVm + (ev.charged ? 1 : 0) };
       return;
     }

@@ -90,7 +90,9 @@ export function reportDma(c: VfioContainer, i: Type1Iommu, user: UserBitmap, d: 
   const full = (i.domainGroups.length > 0 && d.iommuMapped) || d.dirtyFull;
   const r = updateUserBitmap(user, d, base, ffs(type1PageSize(i)), full, d.dirty);
   if (r === undefined) return { unmodelled: `a dirty bitmap of the ${hex(d.size)}-byte vfio_dma at ${hex(d.iova)} (larger than the model builds)` };
-  const events: DomainEvent[] = r.tail === d.bitmapTail ? [] : [{ type: 'VfioDmaBitmapReported', container: c.id, iova: d.iova, tail: r.tail }];
+  // The report clears the dma's bits and re-seeds its external pins (evolve), so it is an event whenever bits were set.
+  const same = r.tail === d.bitmapTail && d.dirty.length === 0 && !d.dirtyFull;
+  const events: DomainEvent[] = same ? [] : [{ type: 'VfioDmaBitmapReported', container: c.id, iova: d.iova, tail: r.tail }];
   return { events, fault: r.fault };
 }
 

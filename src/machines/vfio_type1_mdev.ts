@@ -21,6 +21,7 @@ import { ExtDraft } from '../hw/type1_external.js';
 import { IOMMU_READ, IOMMU_WRITE } from '../hw/io_pagetable.js';
 import { isMmFault, memRead, memWriteEvents } from '../hw/mm.js';
 import { pgshiftOf } from '../hw/type1_vpfn.js';
+import { U64_MAX } from '../hw/u64.js';
 import { containerOf, dmaLast, vaddrInvalidCount, vfio_find_dma, type Type1Iommu, type VfioContainer, type VfioDma } from '../hw/vfio_dma.js';
 import { fail, succeed, unmodelled, type Done, type Kernel, type Step } from './ioctl.js';
 
@@ -33,6 +34,16 @@ export function registeredDevices(k: Kernel, c: VfioContainer): HeaderDevice[] {
   return k.header.devices.filter((d) => d.mdev?.dmaUnmap === true && d.group !== undefined && c.groups.includes(d.group) &&
     [...k.st.fds.values()].some((f) => f.kind === 'vfio_device' && f.path === d.path));
 }
+
+/** `user_iova + PAGE_SIZE * i` in dma_addr_t arithmetic (wrapping). */
+const pageAt = (iova: bigint, n: number, pageSize: number): bigint => BigInt.asUintN(64, iova + BigInt(n * pageSize));
+/**
+ * `vfio_find_dma(iommu, iova, PAGE_SIZE)`: a dma overlapping [iova, iova + PAGE_SIZE - 1]. For an unaligned IOVA in
+ * the top page that end passes 2^64 - 1; the model ends the range there (which dma the kernel's wrapped arithmetic
+ * finds is not modelled).
+ */
+const findPageDma = (i: Type1Iommu, at: bigint, pageSize: number): VfioDma | undefined =>
+  vfio_find_dma(i, at, at + BigInt(pageSize) - 1n > U64_MAX ? U64_MAX : at + BigInt(pageSize) - 1n);
 
 type Target = { dev: HeaderDevice; c: VfioContainer; i: Type1Iommu } | { done: Done };
 
@@ -53,8 +64,8 @@ function unpinRange(d: ExtDraft, c: VfioContainer, i: Type1Iommu, iova: bigint, 
   const doAccounting = i.domain === undefined;
   const out: string[] = [];
   for (let n = 0; n < npage; n++) {
-    const at = iova + BigInt(n * d.st.pageSize);
-    const dma = vfio_find_dma(i, at, at + BigInt(d.st.pageSize) - 1n);
+    const at = pageAt(iova, n, d.st.pageSize);
+    const dma = findPageDma(i, at, d.st.pageSize);
     if (dma === undefined) {
       out.push(`no vfio_dma at ${hex(at)}: the loop stops (WARN_ON(i != npage))`);
       break;
@@ -83,8 +94,8 @@ export function vfio_pin_pages(k: Kernel, path: string, iova: bigint, npage64: b
   const d = new ExtDraft(k.st, k.header);
   const done: string[] = [];
   for (let n = 0; n < npage; n++) {
-    const at = iova + BigInt(n * k.st.pageSize);
-    const dma = vfio_find_dma(i, at, at + BigInt(k.st.pageSize) - 1n);
+    const at = pageAt(iova, n, k.st.pageSize);
+    const dma = findPageDma(i, at, k.st.pageSize);
     // pin_unwind: the pages pinned before are unpinned, their charges undone; the model emits none of it.
     if (dma === undefined) return fail('EINVAL', `${tfn}: page ${n} (iova ${hex(at)}) is in no vfio_dma; the ${n} page(s) before it are unpinned`);
     if ((dma.prot & prot) !== prot) return fail('EPERM', `${tfn}: page ${n} (iova ${hex(at)}): prot ${prot} is not covered by the vfio_dma's prot ${dma.prot}; the ${n} page(s) before it are unpinned`);
@@ -110,7 +121,7 @@ function driverUnpins(k: Kernel, dev: HeaderDevice, c: VfioContainer, iova: bigi
   const held = k.st.mdevPins.get(dev.path)?.pins;
   const out: DomainEvent[] = [];
   for (let n = 0; n < npage; n++) {
-    const at = iova + BigInt(n * k.st.pageSize);
+    const at = pageAt(iova, n, k.st.pageSize);
     if ((held?.get(at) ?? 0) > 0) out.push({ type: 'MdevDriverPins', dev: dev.path, container: c.id, iova: at, npage: 1, delta: -1 });
   }
   return out;
@@ -146,7 +157,9 @@ function unpinHeld(d: ExtDraft, dev: string, c: VfioContainer, i: Type1Iommu, at
 export function notifyDmaUnmap(k: Kernel, c: VfioContainer, i: Type1Iommu, dma: VfioDma, d: ExtDraft): string {
   const said: string[] = [];
   for (const dev of registeredDevices(k, c)) {
-    const held = [...(k.st.mdevPins.get(dev.path)?.pins ?? new Map<bigint, number>())].filter(([at]) => at >= dma.iova && at <= dmaLast(dma)).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    // A pin covers the page from its IOVA: the driver unpins each pin that overlaps the notified range.
+    const ps = BigInt(k.st.pageSize);
+    const held = [...(k.st.mdevPins.get(dev.path)?.pins ?? new Map<bigint, number>())].filter(([at]) => at + ps - 1n >= dma.iova && at <= dmaLast(dma)).sort((a, b) => (a[0] < b[0] ? -1 : 1));
     for (const [at, count] of held) unpinHeld(d, dev.path, c, i, at, count);
     said.push(`${dev.name}'s dma_unmap unpins ${held.reduce((a, [, n]) => a + n, 0)} page pin(s)`);
   }
@@ -203,7 +216,7 @@ export function vfio_dma_rw(k: Kernel, path: string, iova: bigint, length: bigin
       out.set(r, Number(done));
     }
     done += count;
-    at += count;
+    at = BigInt.asUintN(64, at + count);
   }
   return succeed(`${tfn}: ${length} byte(s) ${write ? 'written to' : 'read from'} [${hex(iova)}, ${hex(iova + length - 1n)}]`, write ? undefined : { data: out }, events);
 }
