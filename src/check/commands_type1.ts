@@ -79,7 +79,7 @@ export const t1CmdArb: fc.Arbitrary<T1Cmd> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ op: fc.constant('t1_mdev_unpin' as const), c: sel, n: sel, npage: fc.integer({ min: 1, max: 2 }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('t1_mdev_rw' as const), c: sel, n: sel, off: fc.nat({ max: 4 }), len: fc.integer({ min: 1, max: 3 }), write: fc.boolean() }) },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('t1_exec' as const) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('t1_bar' as const), c: sel }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('t1_bar' as const), c: sel }) },
 );
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
@@ -159,7 +159,7 @@ export function resolveT1(st: State, cmd: T1Cmd): { kind: T1Cmd['op'] | 'close';
     const mfd = conts.find((x) => x.id === mc?.id)?.fd;
     // A pin needs a vfio_dma in the mdev's container: map one there first (guest RAM, read-write).
     if (d === undefined && cmd.op === 't1_mdev_pin' && mfd !== undefined)
-      return { kind: 't1_map', json: ioctl(mfd, 'VFIO_IOMMU_MAP_DMA', { flags: ['VFIO_DMA_MAP_FLAG_READ', 'VFIO_DMA_MAP_FLAG_WRITE'], vaddr: hex(vaddrOf(cmd.n % (BUFFERS.length + 2), cmd.off)), iova: u64Json(BigInt(cmd.n) << 20n), size: u64Json(4n * PAGE) }) };
+      return { kind: 't1_map', json: ioctl(mfd, 'VFIO_IOMMU_MAP_DMA', { flags: ['VFIO_DMA_MAP_FLAG_READ', 'VFIO_DMA_MAP_FLAG_WRITE'], vaddr: hex(vaddrOf(st.mm.vmas.some((v) => v.pfnmap !== undefined) && cmd.n % 2 === 1 ? BUFFERS.length + 1 : cmd.n % (BUFFERS.length + 1), cmd.off)), iova: u64Json(BigInt(cmd.n) << 20n), size: u64Json(4n * PAGE) }) };
     const at = d === undefined ? BigInt(cmd.n) * PAGE : d.iova + BigInt(cmd.op === 't1_mdev_unpin' ? 0 : cmd.off) * PAGE;
     const dev = T1_MDEV.path;
     if (cmd.op === 't1_mdev_pin')

@@ -67,6 +67,7 @@ export function vpfnEvolve(i: Type1Iommu, ev: VpfnEvent): void {
       const bit = (ev.iova - d.iova) >> pgshiftOf(i);
       const dirty = i.dirtyTracking && bit >= 0n ? withBits(d.dirty, bit, bit) : d.dirty;
       n.value = { ...d, vpfns, dirty, lockedVm: d.lockedVm + (ev.charged ? 1 : 0) };
+      i.vpfnDmas.add(d.iova);
       return;
     }
     case 'VfioPfnRefChanged': case 'VfioPfnUnpinned': {
@@ -78,6 +79,7 @@ export function vpfnEvolve(i: Type1Iommu, ev: VpfnEvent): void {
       if (ref === 0) vpfns.delete(ev.iova);
       else vpfns.set(ev.iova, { ...v, ref });
       n.value = { ...d, vpfns, lockedVm: d.lockedVm - (ev.type === 'VfioPfnUnpinned' && ev.uncharged ? 1 : 0) };
+      if (vpfns.size === 0) i.vpfnDmas.delete(d.iova);
       return;
     }
     case 'VfioDmaOwnerChanged':

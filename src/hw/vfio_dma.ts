@@ -81,6 +81,8 @@ export interface Type1Iommu {
   readonly domainGroups: number[];
   /** `iommu->emulated_iommu_groups`: mdev groups (no domain, pinned-page dirty scope), most recently added first. */
   readonly emulatedGroups: number[];
+  /** The dmas (by iova) whose `pfn_list` is not empty: an index, so that checks need not walk every dma. */
+  readonly vpfnDmas: Set<bigint>;
   iovaList: readonly IovaRange[];
   pgsizeBitmap: bigint;
   readonly dmas: IntervalTree<VfioDma>;
@@ -178,7 +180,7 @@ export function type1Evolve(m: Map<number, VfioContainer>, ev: Type1Event, pageS
       const c = get(m, ev.container);
       if (c.iommu !== undefined) throw new Type1Error(`container ${ev.container} already has a driver`);
       c.iommu = {
-        v2: ev.v2, dmaLimit: ev.dmaAvail, dmaAvail: ev.dmaAvail, domain: undefined, domainGroups: [], emulatedGroups: [], iovaList: [],
+        v2: ev.v2, dmaLimit: ev.dmaAvail, dmaAvail: ev.dmaAvail, domain: undefined, domainGroups: [], emulatedGroups: [], vpfnDmas: new Set(), iovaList: [],
         pgsizeBitmap: BigInt.asUintN(64, ~(BigInt(pageSize) - 1n)), dmas: new IntervalTree(), dirtyTracking: false,
       };
       return;
@@ -244,6 +246,7 @@ export function type1Evolve(m: Map<number, VfioContainer>, ev: Type1Event, pageS
       const n = i.dmas.iterFirst(ev.iova, ev.iova);
       if (n === undefined || n.start !== ev.iova) throw new Type1Error(`no vfio_dma at ${ev.iova}`);
       i.dmas.remove(n);
+      i.vpfnDmas.delete(ev.iova);
       i.dmaAvail++;
       return;
     }
@@ -284,7 +287,7 @@ export function cloneContainers(m: ReadonlyMap<number, VfioContainer>): Map<numb
     if (i !== undefined) {
       const dmas = new IntervalTree<VfioDma>();
       for (const n of i.dmas.inOrder()) dmas.insert(n.start, n.last, n.value);
-      iommu = { ...i, domainGroups: i.domainGroups.slice(), emulatedGroups: i.emulatedGroups.slice(), dmas };
+      iommu = { ...i, domainGroups: i.domainGroups.slice(), emulatedGroups: i.emulatedGroups.slice(), vpfnDmas: new Set(i.vpfnDmas), dmas };
     }
     out.set(id, { id, groups: c.groups.slice(), iommu });
   }

@@ -16,7 +16,12 @@
  * both remove whole mappings only; the struct is copied back on success only.
  *
  * The VADDR flags (live update, §2.8): UNMAP(VADDR) marks the dmas' user VAs invalid and keeps mapping, pins and
- * charge; MAP(VADDR) gives exactly one invalid dma its new VA.
+ * charge (EBUSY with an emulated group); MAP(VADDR) gives exactly one invalid dma its new VA and, from the mm of a
+ * new program (the trace's `exec`), moves the dma's charge to it (`vfio_change_dma_owner`, hw/type1_pins.ts).
+ *
+ * Emulated (mdev) groups (§3.4): attached without a domain; with only those, MAP_DMA links the dma and pins nothing
+ * (the mdev driver pins through `vfio_pin_pages`, machines/vfio_type1_mdev.ts), and UNMAP_DMA of a dma with external
+ * pins first has the drivers unpin them (`vfio_notify_dma_unmap`).
  *
  * Version delta (header `kernel`): before the 2025 overflow series (≈v6.18) a wrapping MAP or UNMAP range is
  * EINVAL (MAP: after the alignment check) instead of EOVERFLOW (spec §8).
@@ -25,9 +30,10 @@
  * dma reported dirty, into the user's bitmap, with the kernel's bitmap layout. `dma_entry_limit` is the header's
  * `limits.dma_entry_limit` when given (docs/trace-format-type1.md).
  *
- * Not modelled: emulated (mdev) groups and their external pins (`vfio_pin_pages`, `vfio_dma_rw`, the DMA_UNMAP
- * notifier: no trace op can express an mdev driver's calls), and an mm change across exec (no trace op for exec), so
- * `vfio_change_dma_owner` never moves a charge.
+ * Not modelled: `vfio_iommu_replay` pinning the dmas of an emulated-only container when a hardware group joins it
+ * (not modelled yet), an exec while iommufd holds pages (machines/exec.ts), several processes sharing a container
+ * (one traced process: its mm and its successors after exec), the kernel BUG() of an UNMAP whose drivers leave pins
+ * (only a seeded bug reaches it), and nesting (type 6 is never claimed).
  */
 import type { DomainEvent } from '../events/domain.js';
 import { isMutant } from '../check/mutants.js';

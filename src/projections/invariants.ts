@@ -31,7 +31,7 @@ import { checkObjectEvent, checkObjects, R_AUTO_DOMAIN, R_FREED_AT_ONE, R_REFS_L
 import {
   checkPins, frameRuns, R_ACCESS_INDEX, R_ACCOUNTING, R_FILL_INDEX, R_PAGES_LIVE, R_PIN, scanPinTotals, type PinTotals,
 } from './invariants_pins.js';
-import { checkType1, R_T1_LIMIT, R_T1_MAPPED, R_T1_VPFN, R_T1_VPFN_PAGE } from './invariants_type1.js';
+import { checkType1, R_T1_LIMIT, R_T1_MAPPED, R_T1_VPFN, R_T1_VPFN_PAGE, type1Before } from './invariants_type1.js';
 import type { State } from './state.js';
 
 export type { InvariantViolation } from './invariants_core.js';
@@ -338,51 +338,10 @@ export class InvariantMonitor {
         if (dom !== undefined) s.domains.set(dom, 'all');
         return out;
       }
-      case 'VfioDmaLinked': case 'VfioDmaRemoved': {
-        // A type1 vfio_dma's pins count on their frames like an iopt_pages'.
-        const dma = ev.type === 'VfioDmaLinked' ? ev : st.containers.get(ev.container)?.iommu?.dmas.iterFirst(ev.iova, ev.iova)?.value;
-        s.containers.add(ev.container);
-        const dom = st.containers.get(ev.container)?.iommu?.domain;
-        if (dom !== undefined && dma !== undefined) scopeAddDomain(s, dom, dma.iova, dma.iova + dma.size - 1n);
-        const d = ev.type === 'VfioDmaLinked' ? 1 : -1;
-        if (dma?.mm === st.mmId) this.totals.type1LockedVm += d * dma.lockedVm;
-        s.accounting = true;
-        this.frameDelta(s, dma?.pinned ?? [], d);
-        // A dma removed with external pins left: nothing holds them any more (vfio_remove_dma only WARNs).
-        if (ev.type === 'VfioDmaRemoved' && dma !== undefined && 'vpfns' in dma) this.frameDelta(s, [...dma.vpfns.values()].filter((v) => v.ram).map((v) => ({ frame: Number(v.pfn), npages: 1 })), -1);
-        return out;
-      }
-      case 'VfioPfnPinned': case 'VfioPfnUnpinned': case 'VfioPfnRefChanged': case 'VfioDmaOwnerChanged': case 'VfioDmaPinsSet': {
-        s.containers.add(ev.container);
-        s.accounting = true;
-        const dma = st.containers.get(ev.container)?.iommu?.dmas.iterFirst(ev.type === 'VfioDmaOwnerChanged' || ev.type === 'VfioDmaPinsSet' ? ev.iova : ev.dma, ev.type === 'VfioDmaOwnerChanged' || ev.type === 'VfioDmaPinsSet' ? ev.iova : ev.dma)?.value;
-        if (dma === undefined) return out;
-        const live = dma.mm === st.mmId;
-        if (ev.type === 'VfioPfnPinned') {
-          if (ev.ram) this.frameDelta(s, [{ frame: Number(ev.pfn), npages: 1 }], 1);
-          if (ev.charged && live) this.totals.type1LockedVm++;
-        } else if (ev.type === 'VfioPfnUnpinned') {
-          const v = dma.vpfns.get(ev.iova);
-          if (v?.ram === true) this.frameDelta(s, [{ frame: Number(v.pfn), npages: 1 }], -1);
-          if (ev.uncharged && live) this.totals.type1LockedVm--;
-        } else if (ev.type === 'VfioDmaOwnerChanged') {
-          this.totals.type1LockedVm += (ev.mm === st.mmId ? dma.lockedVm : 0) - (live ? dma.lockedVm : 0);
-        } else if (ev.type === 'VfioDmaPinsSet') {
-          this.frameDelta(s, dma.pinned, -1);
-          this.frameDelta(s, ev.pinned, 1);
-          if (live) this.totals.type1LockedVm += ev.lockedVm - dma.lockedVm;
-          const dom = st.containers.get(ev.container)?.iommu?.domain;
-          if (dom !== undefined) scopeAddDomain(s, dom, dma.iova, dma.iova + dma.size - 1n);
-        }
-        return out;
-      }
-      case 'ProcessExeced':
-        // Every charge so far stays with the old mm; the new one starts at 0.
-        this.totals.type1LockedVm = 0;
-        s.accounting = true;
-        return out;
-      case 'Type1EmulatedGroupAdded': case 'Type1EmulatedGroupRemoved': case 'VfioDmaDirtied': case 'MdevDriverPins':
-        s.containers.add(ev.container);
+      case 'VfioDmaLinked': case 'VfioDmaRemoved': case 'VfioPfnPinned': case 'VfioPfnUnpinned': case 'VfioPfnRefChanged':
+      case 'VfioDmaOwnerChanged': case 'VfioDmaPinsSet': case 'ProcessExeced': case 'Type1EmulatedGroupAdded':
+      case 'Type1EmulatedGroupRemoved': case 'VfioDmaDirtied': case 'MdevDriverPins':
+        type1Before(st, ev, s, this.totals);
         return out;
       case 'AccountingCharged': case 'AccountingUncharged': case 'LockedVmAccounted':
         s.accounting = true;
@@ -429,14 +388,6 @@ export class InvariantMonitor {
         return out;
       default:
         return out;
-    }
-  }
-
-  /** Adds `d` FOLL_PIN references per frame of `runs` to the expected totals, and the frames to the scope. */
-  private frameDelta(s: Scope, runs: readonly { readonly frame: number; readonly npages: number }[], d: number): void {
-    for (const r of runs) {
-      s.frames.push({ start: r.frame, last: r.frame + r.npages - 1 });
-      try { this.totals.frames.add(r.frame, r.frame + r.npages - 1, d); } catch { /* the projection reports it */ }
     }
   }
 
