@@ -45,8 +45,11 @@ export function sys_exec(k: Kernel, cloexec: readonly number[]): Step {
       if (!isDone(r)) return unmodelled(`exec closing fd ${fd}, whose release is not one atomic step`);
       if (r.outcome.kind === 'unmodelled') return unmodelled(`exec closing fd ${fd}: ${r.outcome.what}`);
       if (r.outcome.kind === 'err') return unmodelled(`exec closing fd ${fd}, which is not open (${r.outcome.why})`);
-      for (const e of r.events) evolve(scratch, e);
-      events.push(...r.events);
+      // One event at a time: a close that releases a container may bring 65535 dmas' worth.
+      for (const e of r.events) {
+        evolve(scratch, e);
+        events.push(e);
+      }
       closed.push(`${fd}`);
     }
   }

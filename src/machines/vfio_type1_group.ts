@@ -112,16 +112,18 @@ export function type1AttachGroupEvents(k: Kernel, c: VfioContainer, iommu: Type1
  */
 export function type1DetachGroupEvents(k: Kernel, st: State, c: VfioContainer, iommu: Type1Iommu, group: number): DomainEvent[] {
   const draft = unpinDraft(st);
-  const removeAll = (): DomainEvent[] => [...iommu.dmas.inOrder()].flatMap((n) => vfio_remove_dma(st, c.id, iommu.domain, n.value, draft));
+  const events: DomainEvent[] = [];
+  // One push per dma: a container may hold 65535 of them, too many events for one spread.
+  const removeAll = (): void => { for (const n of iommu.dmas.inOrder()) events.push(...vfio_remove_dma(st, c.id, iommu.domain, n.value, draft)); };
   if (iommu.emulatedGroups.includes(group)) {
-    const last = iommu.emulatedGroups.length === 1 && iommu.domain === undefined;
-    return [...(last ? removeAll() : []), { type: 'Type1EmulatedGroupRemoved', container: c.id, group }];
+    if (iommu.emulatedGroups.length === 1 && iommu.domain === undefined) removeAll();
+    events.push({ type: 'Type1EmulatedGroupRemoved', container: c.id, group });
+    return events;
   }
   if (!iommu.domainGroups.includes(group)) return [];
   const rest = iommu.domainGroups.filter((g) => g !== group);
-  const events: DomainEvent[] = [];
   if (rest.length === 0) {
-    if (iommu.emulatedGroups.length === 0) events.push(...removeAll());
+    if (iommu.emulatedGroups.length === 0) removeAll();
     else for (const n of iommu.dmas.inOrder()) events.push(...reaccountDma(st, c.id, iommu.domain!, n.value, draft));
   }
   const { list, pgsize } = iovaListOf(k, rest);
