@@ -104,7 +104,7 @@ export const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant('mmap' as const), buf: fc.nat({ max: BUFFERS.length - 1 }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('madvise' as const), buf: fc.nat({ max: BUFFERS.length - 1 }), off: fc.nat({ max: 40 }) }) },
   { weight: 5, arbitrary: fc.record({ op: fc.constant('dma' as const), dev: sel, iova: iovaPick, chunks: fc.integer({ min: 1, max: 8 }), write: fc.boolean() }) },
-  { weight: 20, arbitrary: t1CmdArb },
+  { weight: 45, arbitrary: t1CmdArb },
   { weight: 15, arbitrary: devCmdArb },
 );
 
@@ -225,9 +225,10 @@ export function resolveCmd(st: State, cmd: Cmd): Resolved | undefined {
       const r = resolveDev(st, cmd);
       return r === undefined ? undefined : { json: r.json, info: info(r.kind, r.ctx, r.ioas) };
     }
-    case 't1_setup': case 't1_map': case 't1_unmap': case 't1_vaddr': case 't1_dirty': case 't1_unset': case 't1_close': {
+    case 't1_setup': case 't1_map': case 't1_unmap': case 't1_vaddr': case 't1_dirty': case 't1_unset': case 't1_close':
+    case 't1_mdev_pin': case 't1_mdev_unpin': case 't1_mdev_rw': case 't1_exec': case 't1_bar': {
       const r = resolveT1(st, cmd);
-      return r === undefined ? undefined : { json: r.json, info: info(r.kind, undefined) };
+      return r === undefined ? undefined : { json: r.json, info: info(r.kind, r.ctx) };
     }
     default:
       break;

@@ -16,6 +16,7 @@ import { vfio_device_ioctl } from '../machines/vfio_device.js';
 import { vfio_group_ioctl } from '../machines/vfio_group.js';
 import { vfio_container_ioctl } from '../machines/vfio_type1.js';
 import { sys_dma } from '../machines/dma.js';
+import { extensionOp } from '../machines/extension_ops.js';
 import type { State } from '../projections/state.js';
 
 /** One line of a trace, as written (JSON). */
@@ -98,6 +99,8 @@ export function operationFor(k: Kernel, ev: TraceEvent, env: ReadonlyMap<string,
       if (f.kind === 'vfio_container') return vfio_container_ioctl(k, f.container, ev.cmd.value, input);
       return iommufd_fops_ioctl({ k, ctx: st.ctxs.get(f.ctx)! }, ev.cmd.value, input);
     }
+    case 'exec': case 'mdev_pin': case 'mdev_unpin': case 'mdev_dma_rw':
+      return extensionOp(k, ev, (v) => int(v))!;
     default:
       return sys.notModelledOp(`${ev.op} (not issued by the checker)`);
   }

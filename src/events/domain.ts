@@ -189,6 +189,8 @@ export type DomainEvent =
     readonly type: 'VfioDmaLinked'; readonly container: number; readonly iova: bigint; readonly size: bigint; readonly vaddr: bigint;
     readonly prot: number; readonly lockCap: boolean; readonly pinned: readonly { readonly frame: number; readonly npages: number }[];
     readonly lockedVm: number; readonly hasRsvd: boolean;
+    /** `dma->mm`: the mm the charges go to (State.mmId when linked); `mapped`: `dma->iommu_mapped` (false without a hardware domain). */
+    readonly mm: number; readonly mapped: boolean;
   }
   /** UNMAP_DMA with VFIO_DMA_UNMAP_FLAG_VADDR: the dma's user VA is invalid (mapping and pins stay, `vaddr_invalid_count++`). */
   | { readonly type: 'VfioDmaVaddrInvalidated'; readonly container: number; readonly iova: bigint }
@@ -208,6 +210,32 @@ export type DomainEvent =
   | { readonly type: 'VfioDmaBitmapReported'; readonly container: number; readonly iova: bigint; readonly tail: bigint }
   /** A PCI_COMMAND write through the config region turned the device's memory decode off or on (`vconfig` MEMORY bit). */
   | { readonly type: 'VfioPciMemoryDecodeSet'; readonly dev: string; readonly enabled: boolean }
+  // ---- the external pin API of mediated devices, and exec (vfio_iommu_type1.c; machines/vfio_type1_mdev.ts, exec.ts) ----
+  /** `vfio_iommu_type1_attach_group` / `_detach_group` of an emulated (mdev) group: `iommu->emulated_iommu_groups`. */
+  | { readonly type: 'Type1EmulatedGroupAdded'; readonly container: number; readonly group: number }
+  | { readonly type: 'Type1EmulatedGroupRemoved'; readonly container: number; readonly group: number }
+  /**
+   * `vfio_add_to_pfn_list`: a vpfn keyed by exact `iova` in the dma starting at `dma`, ref_count 1, holding the FOLL_PIN
+   * of `pfn` (`ram`: the pfn has a struct page); `charged`: `vfio_lock_acct(dma, 1)` charged it (no hardware domain).
+   */
+  | { readonly type: 'VfioPfnPinned'; readonly container: number; readonly dma: bigint; readonly iova: bigint; readonly pfn: bigint; readonly ram: boolean; readonly charged: boolean }
+  /** `vfio_iova_get_vfio_pfn` (+1) / `vfio_iova_put_vfio_pfn` (-1, the count stays above 0). */
+  | { readonly type: 'VfioPfnRefChanged'; readonly container: number; readonly dma: bigint; readonly iova: bigint; readonly delta: number }
+  /** `vfio_iova_put_vfio_pfn` dropped the last reference: `put_pfn` and `vfio_remove_from_pfn_list`; `uncharged`: -1 to the dma. */
+  | { readonly type: 'VfioPfnUnpinned'; readonly container: number; readonly dma: bigint; readonly iova: bigint; readonly uncharged: boolean }
+  /** `vfio_change_dma_owner` (MAP_DMA VADDR from another mm): the dma's `mm` and `lock_cap` (the charges are LockedVmAccounted). */
+  | { readonly type: 'VfioDmaOwnerChanged'; readonly container: number; readonly iova: bigint; readonly mm: number; readonly lockCap: boolean }
+  /** `vfio_iommu_unmap_unpin_reaccount`: the dma's IOMMU pins, `dma->locked_vm` and `iommu_mapped`, set anew. */
+  | { readonly type: 'VfioDmaPinsSet'; readonly container: number; readonly iova: bigint; readonly pinned: readonly { readonly frame: number; readonly npages: number }[]; readonly lockedVm: number; readonly mapped: boolean }
+  /** `vfio_iommu_type1_dma_rw_chunk` wrote pages [first, last] (indices of the smallest IOMMU page in the dma) while tracking. */
+  | { readonly type: 'VfioDmaDirtied'; readonly container: number; readonly iova: bigint; readonly first: bigint; readonly last: bigint }
+  /**
+   * The mdev driver's own record of what it pinned (not kernel type1 state: the model of the driver that calls the
+   * API): `npage` pages from `iova` pinned (+1) or unpinned (-1) by `dev`, whose group is in `container`.
+   */
+  | { readonly type: 'MdevDriverPins'; readonly dev: string; readonly container: number; readonly iova: bigint; readonly npage: number; readonly delta: 1 | -1 }
+  /** fs/exec.c exec_mmap: the process runs on a new mm `mm` (locked_vm and pinned_vm 0); the old one is torn down. */
+  | { readonly type: 'ProcessExeced'; readonly mm: number }
   /** `vfio_remove_dma`: unlinked (its unmap, unpin and un-charge are their own events). */
   | { readonly type: 'VfioDmaRemoved'; readonly container: number; readonly iova: bigint }
   /** `vfio_lock_acct` → `__account_locked_vm`: `npages` (signed) added to the mapper's `mm->locked_vm`. */
@@ -289,6 +317,13 @@ export const BIGINT_FIELDS: Readonly<Partial<Record<EventType, readonly string[]
   VfioDmaVaddrInvalidated: ['iova'],
   VfioDmaVaddrUpdated: ['iova', 'vaddr'],
   VfioDmaBitmapReported: ['iova', 'tail'],
+  VfioPfnPinned: ['dma', 'iova', 'pfn'],
+  VfioPfnRefChanged: ['dma', 'iova'],
+  VfioPfnUnpinned: ['dma', 'iova'],
+  VfioDmaOwnerChanged: ['iova'],
+  VfioDmaPinsSet: ['iova'],
+  VfioDmaDirtied: ['iova', 'first', 'last'],
+  MdevDriverPins: ['iova'],
   StaleDeviceMapping: ['iova', 'last'],
 };
 /** Event fields holding arrays of {start, last} u64 ranges. */

@@ -53,6 +53,8 @@ export const FLAG_SETS = {
     MAP_NORESERVE: 0x4000, MAP_POPULATE: 0x8000, MAP_LOCKED: 0x2000, MAP_HUGETLB: 0x40000,
     MAP_FIXED_NOREPLACE: 0x100000,
   },
+  /** include/linux/iommu.h IOMMU_READ / IOMMU_WRITE: the `prot` of an mdev driver's vfio_pin_pages (docs/trace-format-type1.md). */
+  iommu_prot: { IOMMU_READ: 1, IOMMU_WRITE: 2 },
   memfd: { MFD_CLOEXEC: 1, MFD_ALLOW_SEALING: 2, MFD_HUGETLB: 4, MFD_NOEXEC_SEAL: 8, MFD_EXEC: 0x10 },
 } as const satisfies Record<string, NameTable>;
 

@@ -25,6 +25,12 @@ export interface HeaderDevice {
     readonly msi_isolated: boolean;
   };
   readonly bars: readonly { readonly index: number; readonly size: bigint }[];
+  /**
+   * A mediated device (`vfio_register_emulated_iommu_dev`): its group is an emulated IOMMU group (no IOMMU, `iommu`
+   * is ignored), and its driver reaches guest memory through the external pin API; `dmaUnmap` says whether the
+   * driver has the `dma_unmap` callback that pinning requires (docs/trace-format-type1.md).
+   */
+  readonly mdev?: { readonly dmaUnmap: boolean };
 }
 export interface TraceHeader {
   readonly iotrail: 1;
@@ -70,7 +76,7 @@ function decodeRange(v: unknown, path: string): Decoded<HeaderRange> {
 
 function decodeDevice(v: unknown, path: string): Decoded<HeaderDevice> {
   if (!isObj(v)) return bad(path, `expected a device object, got ${show(v)}`);
-  const k = onlyKeys(v, ['path', 'name', 'group', 'iommu', 'bars', 'note'], path);
+  const k = onlyKeys(v, ['path', 'name', 'group', 'iommu', 'bars', 'mdev', 'note'], path);
   if (!k.ok) return k;
   if (typeof v.path !== 'string') return bad(`${path}.path`, `expected a device path, got ${show(v.path)}`);
   const name = v.name === undefined ? v.path : v.name;
@@ -121,11 +127,24 @@ function decodeDevice(v: unknown, path: string): Decoded<HeaderDevice> {
     if (!sz.ok) return sz;
     bars.push({ index: Number(idx.value), size: sz.value });
   }
+  const md = decodeMdev(v.mdev, `${path}.mdev`);
+  if (!md.ok) return md;
   return ok({
     path: v.path, name, group,
     iommu: { pgsize_bitmap: pg.value, aperture: ap.value, reserved, dirty_tracking: dt.value, max_pasids: Number(mp.value), msi_isolated: mi.value },
-    bars,
+    bars, ...(md.value === undefined ? {} : { mdev: md.value }),
   });
+}
+
+/** `"mdev": true` (a driver with `dma_unmap`, as every pinning mdev driver has) or `{"dma_unmap": bool}`. */
+function decodeMdev(v: unknown, path: string): Decoded<{ dmaUnmap: boolean } | undefined> {
+  if (v === undefined || v === false) return ok(undefined);
+  if (v === true) return ok({ dmaUnmap: true });
+  if (!isObj(v)) return bad(path, `expected true or {"dma_unmap": bool}, got ${show(v)}`);
+  const k = onlyKeys(v, ['dma_unmap'], path);
+  if (!k.ok) return k;
+  const du = boolAt(v, 'dma_unmap', true, `${path}.`);
+  return du.ok ? ok({ dmaUnmap: du.value }) : du;
 }
 
 function decodeVma(v: unknown, path: string): Decoded<HeaderVma> {

@@ -27,7 +27,8 @@ const TYPES = new Set<string>([
   'VfioContainerOpened', 'VfioContainerGroupAdded', 'VfioContainerGroupRemoved', 'Type1IommuOpened', 'Type1IommuReleased',
   'Type1DomainAttached', 'Type1DomainDetached', 'VfioDmaLinked', 'VfioDmaRemoved', 'LockedVmAccounted', 'StaleDeviceMapping',
   'VfioDmaVaddrInvalidated', 'VfioDmaVaddrUpdated', 'VfioPciMemoryDecodeSet',
-  'Type1DirtyTrackingSet', 'VfioDmaBitmapReported',
+  'Type1DirtyTrackingSet', 'VfioDmaBitmapReported', 'Type1EmulatedGroupAdded', 'Type1EmulatedGroupRemoved', 'VfioPfnPinned',
+  'VfioPfnRefChanged', 'VfioPfnUnpinned', 'VfioDmaOwnerChanged', 'VfioDmaPinsSet', 'VfioDmaDirtied', 'MdevDriverPins', 'ProcessExeced',
 ] satisfies DomainEvent['type'][]);
 
 /** Decodes one log line; errors are values with the JSON path, like trace errors. */

@@ -55,6 +55,11 @@ export type TraceEvent = Base &
     | { readonly op: 'mem_write'; readonly addr: RawInt; readonly data: Uint8Array }
     | { readonly op: 'mem_read'; readonly addr: RawInt; readonly length: RawInt; readonly out: Uint8Array | undefined }
     | { readonly op: 'dma'; readonly dev: string | Var; readonly pasid: RawInt | undefined; readonly iova: RawInt; readonly length: RawInt; readonly write: boolean; readonly data: Uint8Array | undefined; readonly out: Uint8Array | undefined }
+    // Extensions (docs/trace-format-type1.md): the process execs; an mdev driver's calls into the legacy container.
+    | { readonly op: 'exec'; readonly cloexec: readonly RawInt[] }
+    | { readonly op: 'mdev_pin'; readonly dev: string; readonly iova: RawInt; readonly npage: RawInt; readonly prot: bigint }
+    | { readonly op: 'mdev_unpin'; readonly dev: string; readonly iova: RawInt; readonly npage: RawInt }
+    | { readonly op: 'mdev_dma_rw'; readonly dev: string; readonly iova: RawInt; readonly length: RawInt; readonly write: boolean; readonly data: Uint8Array | undefined; readonly out: Uint8Array | undefined }
   );
 export type Op = TraceEvent['op'];
 export type EventOf<O extends Op> = Extract<TraceEvent, { op: O }>;
@@ -69,7 +74,7 @@ export const formatTraceError = (e: TraceError): string =>
   `line ${e.line}: ${e.path === '' ? '' : `${e.path}: `}${e.message}`;
 
 // ---- field kinds of the syscall ops -------------------------------------------------------------------------
-type Kind = 'u64' | 's64' | 'fd' | 'str' | 'hex' | 'bool' | 'dev' | { flags: FlagSetName } | { enum: EnumName } | 'any';
+type Kind = 'u64' | 's64' | 'fd' | 'fds' | 'str' | 'hex' | 'bool' | 'dev' | { flags: FlagSetName } | { enum: EnumName } | 'any';
 interface FieldSpec { readonly kind: Kind; readonly required: boolean; readonly dflt?: unknown }
 const req = (kind: Kind): FieldSpec => ({ kind, required: true });
 const opt = (kind: Kind, dflt?: unknown): FieldSpec => ({ kind, required: false, dflt });
@@ -96,6 +101,10 @@ const OPS: Readonly<Record<Op, Readonly<Record<string, FieldSpec>>>> = {
     dev: req('dev'), pasid: opt('u64'), iova: req('u64'), length: req('u64'), write: opt('bool', false),
     data: opt('hex'), out: opt('any'),
   },
+  exec: { cloexec: opt('fds', []) },
+  mdev_pin: { dev: req('str'), iova: req('u64'), npage: req('u64'), prot: req({ flags: 'iommu_prot' }) },
+  mdev_unpin: { dev: req('str'), iova: req('u64'), npage: req('u64') },
+  mdev_dma_rw: { dev: req('str'), iova: req('u64'), length: req('u64'), write: opt('bool', false), data: opt('hex'), out: opt('any') },
 };
 const COMMON = new Set(['op', 'seq', 'tid', 'ts', 'note', 'ret', 'errno']);
 
@@ -103,6 +112,16 @@ function decodeKind(kind: Kind, v: unknown, path: string): Decoded<unknown> {
   if (kind === 'any') return ok(v);
   if (kind === 'u64') return decodeInt(v, 'u64', path);
   if (kind === 's64' || kind === 'fd') return decodeInt(v, 's32', path);
+  if (kind === 'fds') {
+    if (!Array.isArray(v)) return bad(path, `expected an array of fds, got ${show(v)}`);
+    const fds: RawInt[] = [];
+    for (let i = 0; i < v.length; i++) {
+      const d = decodeInt(v[i], 's32', `${path}[${i}]`);
+      if (!d.ok) return d;
+      fds.push(d.value);
+    }
+    return ok(fds);
+  }
   if (kind === 'str') return typeof v === 'string' ? ok(v) : bad(path, `expected a string, got ${show(v)}`);
   if (kind === 'hex') return decodeHexBytes(v, path);
   if (kind === 'bool') return typeof v === 'boolean' ? ok(v) : bad(path, `expected true or false, got ${show(v)}`);
@@ -217,6 +236,7 @@ class Fields {
   optHex(key: string): Uint8Array | undefined { return this.take<Uint8Array | undefined>(key, 'hex', false, undefined); }
   bool(key: string, dflt: boolean): boolean { return this.take(key, 'bool', false, dflt); }
   dev(key: string): string | Var { return this.take<string | Var>(key, 'dev', true, ''); }
+  fds(key: string): readonly RawInt[] { return this.take<readonly RawInt[]>(key, 'fds', false, []); }
   flags(key: string, set: FlagSetName, dflt?: bigint): bigint { return this.take(key, { flags: set }, dflt === undefined, dflt ?? 0n); }
   enumOf(key: string, set: EnumName): bigint { return this.take(key, { enum: set }, true, 0n); }
   dataOut(): Uint8Array | undefined {
@@ -310,6 +330,15 @@ export function decodeEvent(raw: unknown, line: number): Decoded<TraceEvent> {
     case 'mem_read': ev = { op: 'mem_read', line, tid, seq, note, ret, errno, addr: f.int('addr'), length: f.int('length'), out: f.dataOut() }; break;
     case 'dma':
       ev = { op: 'dma', line, tid, seq, note, ret, errno, dev: f.dev('dev'), pasid: f.optInt('pasid'), iova: f.int('iova'), length: f.int('length'),
+        write: f.bool('write', false), data: f.optHex('data'), out: f.dataOut() };
+      break;
+    case 'exec': ev = { op: 'exec', line, tid, seq, note, ret, errno, cloexec: f.fds('cloexec') }; break;
+    case 'mdev_pin':
+      ev = { op: 'mdev_pin', line, tid, seq, note, ret, errno, dev: f.str('dev'), iova: f.int('iova'), npage: f.int('npage'), prot: f.flags('prot', 'iommu_prot') };
+      break;
+    case 'mdev_unpin': ev = { op: 'mdev_unpin', line, tid, seq, note, ret, errno, dev: f.str('dev'), iova: f.int('iova'), npage: f.int('npage') }; break;
+    case 'mdev_dma_rw':
+      ev = { op: 'mdev_dma_rw', line, tid, seq, note, ret, errno, dev: f.str('dev'), iova: f.int('iova'), length: f.int('length'),
         write: f.bool('write', false), data: f.optHex('data'), out: f.dataOut() };
       break;
   }

@@ -5,14 +5,14 @@
  * Theory of operation. While dirty tracking is on, every vfio_dma has a kernel bitmap of `size >> pgshift` bits plus
  * one spare u64 (`DIRTY_BITMAP_BYTES(npages) + sizeof(u64)`). A report (`update_user_bitmap`) first sets all of the
  * dma's bits when a group without pinned-page dirty scope is attached and the dma is IOMMU mapped
- * (`num_non_pinned_groups && dma->iommu_mapped`: a vfio-pci device may have written anywhere), which is every dma of
- * this model: dmas exist only while a hardware group is attached, and no group pins pages. The dma's bits land at bit
+ * (`num_non_pinned_groups && dma->iommu_mapped`: a vfio-pci device may have written anywhere); otherwise the bits
+ * are what external pins and `vfio_dma_rw` writes set (`bits`). The dma's bits land at bit
  * `(dma->iova - base_iova) >> pgshift` of the user's u64 words: when that is not a word boundary, the kernel bitmap is
  * shifted left in place (`bitmap_shift_left` over `BITS_TO_LONGS(nbits + shift)` words), the user's first word is
  * read and OR-ed in whole (`bitmap_or` of `shift` bits works on whole longs), and whole words are copied out
  * (`DIRTY_BITMAP_BYTES(nbits + shift)`), overwriting the user's bits past the dma in its last word. Then only the
  * dma's first nbits bits are cleared (`bitmap_clear(dma->bitmap, 0, dma->size >> pgshift)`) and re-seeded with the
- * external pins (none here): what the shift and the OR put past nbits stays, and the next report shifts it again and
+ * external pins: what the shift and the OR put past nbits stays, and the next report shifts it again and
  * copies it out. So two dmas reported unaligned in one bitmap report bits for pages past the second one, one more per
  * report. That tail is the state this file keeps per dma (`VfioDma.bitmapTail`); the first nbits bits are derived.
  *
@@ -123,19 +123,20 @@ const bit = (b: Uint8Array, i: number): number => (b[i >> 3]! >> (i & 7)) & 1;
  * `update_user_bitmap(bitmap, iommu, dma, base_iova, pgsize)` with `full` = every bit of the dma dirty. Undefined
  * when the bitmap is too large for the model.
  */
-export function updateUserBitmap(user: UserBitmap, dma: VfioDma, base: bigint, pgshift: bigint, full: boolean): DmaReport | undefined {
+export function updateUserBitmap(user: UserBitmap, dma: VfioDma, base: bigint, pgshift: bigint, full: boolean, bits: readonly bigint[] = []): DmaReport | undefined {
   const nbits = dma.size >> pgshift;
   const bitOffset = (dma.iova - base) >> pgshift;
   const copyOffset = bitOffset / 64n, shift = Number(bitOffset % 64n);
   const allocBytes = dirtyBitmapBytes(nbits) + 8n;
   if (allocBytes > MAX_MODELLED_BYTES) return undefined;
   const n = Number(nbits), lim = Number((nbits + BigInt(shift) + 63n) / 64n);
-  // The kernel's bitmap: the dma's bits (all set when `full`; nothing else sets them here), then its tail.
+  // The kernel's bitmap: the dma's bits (all set when `full`, else those of `bits`), then its tail.
   const src = new Uint8Array(Number(allocBytes));
   if (full) {
     src.fill(0xff, 0, n >> 3);
     if ((n & 7) !== 0) src[n >> 3] = (1 << (n & 7)) - 1;
   }
+  for (const b of bits) if (b < nbits) src[Number(b >> 3n)]! |= 1 << Number(b & 7n);
   for (let t = dma.bitmapTail, i = n; t !== 0n; t >>= 1n, i++) if ((t & 1n) !== 0n && i < src.length * 8) src[i >> 3]! |= 1 << (i & 7);
   // bitmap_shift_left(bitmap, bitmap, shift, nbits + shift): the first `lim` words shift, the words past them stay.
   const k = src.slice();

@@ -44,6 +44,23 @@ export function memlockPages(h: TraceHeader, pageSize: number): number | undefin
   return m === 'unlimited' ? undefined : Number(m / BigInt(pageSize));
 }
 
+/**
+ * `vfio_iommu_unmap_unpin_reaccount` (the last hardware domain goes, emulated groups stay): the dma is unmapped and
+ * its IOMMU pins put, and its charge becomes its external pins of pages with a struct page
+ * (`vfio_lock_acct(dma, locked - unlocked, true)`: nothing when its mm is gone).
+ */
+export function reaccountDma(st: State, container: number, domain: number, dma: VfioDma, draft: MmDraft): DomainEvent[] {
+  const last = dmaLast(dma);
+  const events: DomainEvent[] = [{ type: 'DomainUnmapped', domain, iova: dma.iova, last }, ...flushEvents(st.domains.get(domain), dma.iova, last)];
+  if (dma.pinned.length > 0) events.push(...unpinFrames(draft, dma.pinned).events);
+  const unlocked = dma.pinned.reduce((a, r) => a + r.npages, 0);
+  const locked = [...dma.vpfns.values()].filter((v) => v.ram).length;
+  const alive = dma.mm === st.mmId && locked - unlocked !== 0;
+  if (alive) events.push({ type: 'LockedVmAccounted', npages: locked - unlocked });
+  events.push({ type: 'VfioDmaPinsSet', container, iova: dma.iova, pinned: [], lockedVm: alive ? dma.lockedVm + locked - unlocked : dma.lockedVm, mapped: false });
+  return events;
+}
+
 /** `vfio_pin_map_dma` of a new dma [iova, iova + size) from `vaddr` into `domain`. */
 export function vfio_pin_map_dma(st: State, h: TraceHeader, domain: number, iova: bigint, vaddr: bigint, size: bigint, prot: number, lockCap: boolean): PinnedDma | Failure {
   const ps = BigInt(st.pageSize);
@@ -96,9 +113,31 @@ export function vfio_remove_dma(st: State, container: number, domain: number | u
     events.push({ type: 'DomainUnmapped', domain, iova: dma.iova, last }, ...flushEvents(st.domains.get(domain), dma.iova, last));
     if (dma.pinned.length > 0) events.push(...unpinFrames(draft, dma.pinned).events);
   }
-  if (dma.lockedVm !== 0) events.push({ type: 'LockedVmAccounted', npages: -dma.lockedVm });
+  // vfio_lock_acct(dma, -unlocked, true): async, so nothing when the dma's mm is gone (exec; mmget_not_zero fails).
+  if (dma.lockedVm !== 0 && dma.mm === st.mmId) events.push({ type: 'LockedVmAccounted', npages: -dma.lockedVm });
   events.push({ type: 'VfioDmaRemoved', container, iova: dma.iova });
   return events;
+}
+
+/**
+ * `vfio_change_dma_owner` (MAP_DMA with VFIO_DMA_MAP_FLAG_VADDR): from another mm than the dma's (after an exec), the
+ * dma's charge moves to the caller's mm, checked against its RLIMIT_MEMLOCK with the caller's CAP_IPC_LOCK (ENOMEM
+ * leaves everything as it was); the old mm is un-charged only if it still lives, which after an exec it does not.
+ * Mutant type1-exec-locked-vm (S6): before 046eca5018f8 the charge never moved, and every later (un)charge went to
+ * the mm of the dma's task as it was then: the new mm, which an UNMAP then un-charges without having been charged.
+ */
+export function changeDmaOwner(k: { readonly st: State; readonly header: TraceHeader }, c: { readonly id: number }, dma: VfioDma): { events: DomainEvent[]; why: string } | Failure {
+  const st = k.st;
+  if (dma.mm === st.mmId) return { events: [], why: '' };
+  const lockCap = k.header.limits.cap_ipc_lock;
+  const moved: DomainEvent = { type: 'VfioDmaOwnerChanged', container: c.id, iova: dma.iova, mm: st.mmId, lockCap };
+  if (isMutant('type1-exec-locked-vm')) return { events: [moved], why: `; the dma now follows mm ${st.mmId} (its charge stays with mm ${dma.mm})` };
+  const limit = memlockPages(k.header, st.pageSize);
+  const locked = st.accounting.mmLockedVm;
+  if (!lockCap && limit !== undefined && dma.lockedVm > 0 && locked + dma.lockedVm > limit)
+    return { errno: 'ENOMEM', why: `vfio_iommu_type1.c vfio_change_dma_owner: mm_lock_acct: locked_vm ${locked} + ${dma.lockedVm} > RLIMIT_MEMLOCK ${limit} page(s) of the new mm; nothing changes` };
+  const charge: DomainEvent[] = dma.lockedVm !== 0 ? [{ type: 'LockedVmAccounted', npages: dma.lockedVm }] : [];
+  return { events: [...charge, moved], why: `; vfio_change_dma_owner: its ${dma.lockedVm} charged page(s) move to mm ${st.mmId} (mm ${dma.mm} is gone: nothing un-charged there)` };
 }
 
 export const unpinDraft = (st: State): MmDraft => mmDraft(st.mm, st.pageSize);

@@ -17,6 +17,7 @@
  */
 import type { DomainEvent } from '../events/domain.js';
 import { IntervalTree } from './interval_tree.js';
+import { seeded, vpfnEvolve } from './type1_vpfn.js';
 
 /** A run of consecutive frames one vfio_dma pinned (one FOLL_PIN reference each). */
 export interface FrameRun {
@@ -44,6 +45,23 @@ export interface VfioDma {
    * nbits there), which a report that shifted and OR-merged the bitmap leaves behind (machines/vfio_type1_dirty.ts).
    */
   readonly bitmapTail: bigint;
+  /** `dma->mm`: the mm its charges go to (State.mmId; an exec leaves it on the old, dead mm until MAP_DMA VADDR). */
+  readonly mm: number;
+  /** `dma->iommu_mapped`: mapped into the hardware domain (false for a dma mapped with emulated groups only). */
+  readonly iommuMapped: boolean;
+  /** `dma->pfn_list`: the external (mdev) pins, by exact IOVA (hw/type1_vpfn.ts). */
+  readonly vpfns: ReadonlyMap<bigint, Vpfn>;
+  /** While tracking: the set bits among the dma's first nbits (page indices, ascending), and whether all are set. */
+  readonly dirty: readonly bigint[];
+  readonly dirtyFull: boolean;
+}
+
+/** A `struct vfio_pfn`: an external pin of the page behind an exact IOVA. */
+export interface Vpfn {
+  readonly pfn: bigint;
+  /** The pfn has a struct page (`pfn_valid`): the vpfn holds a FOLL_PIN on frame `pfn`. */
+  readonly ram: boolean;
+  readonly ref: number;
 }
 
 export interface IovaRange {
@@ -61,6 +79,10 @@ export interface Type1Iommu {
   domain: number | undefined;
   /** The groups attached to the hardware domain. */
   readonly domainGroups: number[];
+  /** `iommu->emulated_iommu_groups`: mdev groups (no domain, pinned-page dirty scope), most recently added first. */
+  readonly emulatedGroups: number[];
+  /** The dmas (by iova) whose `pfn_list` is not empty: an index, so that checks need not walk every dma. */
+  readonly vpfnDmas: Set<bigint>;
   iovaList: readonly IovaRange[];
   pgsizeBitmap: bigint;
   readonly dmas: IntervalTree<VfioDma>;
@@ -79,7 +101,9 @@ export interface VfioContainer {
 export type Type1Event = Extract<DomainEvent, {
   type: 'VfioContainerOpened' | 'VfioContainerGroupAdded' | 'VfioContainerGroupRemoved' | 'Type1IommuOpened' |
   'Type1IommuReleased' | 'Type1DomainAttached' | 'Type1DomainDetached' | 'VfioDmaLinked' | 'VfioDmaRemoved' |
-  'VfioDmaVaddrInvalidated' | 'VfioDmaVaddrUpdated' | 'Type1DirtyTrackingSet' | 'VfioDmaBitmapReported';
+  'VfioDmaVaddrInvalidated' | 'VfioDmaVaddrUpdated' | 'Type1DirtyTrackingSet' | 'VfioDmaBitmapReported' |
+  'Type1EmulatedGroupAdded' | 'Type1EmulatedGroupRemoved' | 'VfioPfnPinned' | 'VfioPfnRefChanged' | 'VfioPfnUnpinned' |
+  'VfioDmaOwnerChanged' | 'VfioDmaPinsSet' | 'VfioDmaDirtied';
 }>;
 
 /** `vfio_find_dma`: some dma overlapping [start, last] (the kernel returns whichever the rb-tree walk meets). */
@@ -121,7 +145,7 @@ export function containerOf(containers: ReadonlyMap<number, VfioContainer>, grou
   return undefined;
 }
 
-class Type1Error extends Error {}
+export class Type1Error extends Error {}
 
 function get(m: Map<number, VfioContainer>, id: number): VfioContainer {
   const c = m.get(id);
@@ -156,14 +180,14 @@ export function type1Evolve(m: Map<number, VfioContainer>, ev: Type1Event, pageS
       const c = get(m, ev.container);
       if (c.iommu !== undefined) throw new Type1Error(`container ${ev.container} already has a driver`);
       c.iommu = {
-        v2: ev.v2, dmaLimit: ev.dmaAvail, dmaAvail: ev.dmaAvail, domain: undefined, domainGroups: [], iovaList: [],
+        v2: ev.v2, dmaLimit: ev.dmaAvail, dmaAvail: ev.dmaAvail, domain: undefined, domainGroups: [], emulatedGroups: [], vpfnDmas: new Set(), iovaList: [],
         pgsizeBitmap: BigInt.asUintN(64, ~(BigInt(pageSize) - 1n)), dmas: new IntervalTree(), dirtyTracking: false,
       };
       return;
     }
     case 'Type1IommuReleased': {
       const i = iommuOf(m, ev.container);
-      if (!i.dmas.isEmpty || i.domain !== undefined) throw new Type1Error(`type1 of container ${ev.container} released with mappings or a domain`);
+      if (!i.dmas.isEmpty || i.domain !== undefined || i.emulatedGroups.length > 0) throw new Type1Error(`type1 of container ${ev.container} released with mappings, a domain or a group`);
       get(m, ev.container).iommu = undefined;
       return;
     }
@@ -185,18 +209,35 @@ export function type1Evolve(m: Map<number, VfioContainer>, ev: Type1Event, pageS
       i.iovaList = ev.iovaList;
       i.pgsizeBitmap = ev.pgsizeBitmap;
       if (i.domainGroups.length === 0) {
-        if (!i.dmas.isEmpty) throw new Type1Error(`last group left container ${ev.container} with mappings`);
+        // vfio_iommu_unmap_unpin_all, or (emulated groups remain) vfio_iommu_unmap_unpin_reaccount.
+        for (const n of i.dmas.inOrder()) if (n.value.iommuMapped) throw new Type1Error(`last hardware group left container ${ev.container} with the dma at ${n.start} still mapped`);
+        if (!i.dmas.isEmpty && i.emulatedGroups.length === 0) throw new Type1Error(`last group left container ${ev.container} with mappings`);
         i.domain = undefined;
       }
+      // A group without pinned-page dirty scope leaving: vfio_iommu_populate_bitmap_full.
+      if (i.dirtyTracking) for (const n of i.dmas.inOrder()) n.value = { ...n.value, dirtyFull: true };
       return;
     }
+    case 'Type1EmulatedGroupAdded': case 'Type1EmulatedGroupRemoved': {
+      const i = iommuOf(m, ev.container);
+      const at = i.emulatedGroups.indexOf(ev.group);
+      if ((at >= 0) === (ev.type === 'Type1EmulatedGroupAdded')) throw new Type1Error(`emulated group ${ev.group} is ${at >= 0 ? 'already' : 'not'} in container ${ev.container}`);
+      if (at >= 0) i.emulatedGroups.splice(at, 1);
+      else i.emulatedGroups.unshift(ev.group);
+      if (i.emulatedGroups.length === 0 && i.domain === undefined && !i.dmas.isEmpty) throw new Type1Error(`the last emulated group left container ${ev.container} with mappings`);
+      return;
+    }
+    case 'VfioPfnPinned': case 'VfioPfnRefChanged': case 'VfioPfnUnpinned': case 'VfioDmaOwnerChanged': case 'VfioDmaPinsSet': case 'VfioDmaDirtied':
+      vpfnEvolve(iommuOf(m, ev.container), ev);
+      return;
     case 'VfioDmaLinked': {
       const i = iommuOf(m, ev.container);
       const last = ev.iova + ev.size - 1n;
       if (i.dmas.iterFirst(ev.iova, last) !== undefined) throw new Type1Error(`vfio_dma [${ev.iova}, ${last}] overlaps another`);
       // dma_avail going below 0 is what the invariant `type1-dma-limit` reports (CVE-2019-3882), not a refusal here.
-      const { iova, size, vaddr, prot, lockCap, pinned, lockedVm, hasRsvd } = ev;
-      i.dmas.insert(iova, last, { iova, size, vaddr, prot, lockCap, pinned, lockedVm, hasRsvd, vaddrInvalid: false, bitmapTail: 0n });
+      const { iova, size, vaddr, prot, lockCap, pinned, lockedVm, hasRsvd, mm } = ev;
+      if (ev.mapped !== (i.domain !== undefined)) throw new Type1Error(`vfio_dma [${ev.iova}, ${last}] ${ev.mapped ? 'mapped without' : 'not mapped with'} a hardware domain`);
+      i.dmas.insert(iova, last, { iova, size, vaddr, prot, lockCap, pinned, lockedVm, hasRsvd, vaddrInvalid: false, bitmapTail: 0n, mm, iommuMapped: ev.mapped, vpfns: new Map(), dirty: [], dirtyFull: false });
       i.dmaAvail--;
       return;
     }
@@ -205,6 +246,7 @@ export function type1Evolve(m: Map<number, VfioContainer>, ev: Type1Event, pageS
       const n = i.dmas.iterFirst(ev.iova, ev.iova);
       if (n === undefined || n.start !== ev.iova) throw new Type1Error(`no vfio_dma at ${ev.iova}`);
       i.dmas.remove(n);
+      i.vpfnDmas.delete(ev.iova);
       i.dmaAvail++;
       return;
     }
@@ -221,8 +263,8 @@ export function type1Evolve(m: Map<number, VfioContainer>, ev: Type1Event, pageS
       const i = iommuOf(m, ev.container);
       if (i.dirtyTracking === ev.enabled) throw new Type1Error(`container ${ev.container}: dirty tracking is already ${ev.enabled ? 'on' : 'off'}`);
       i.dirtyTracking = ev.enabled;
-      // START allocates zeroed bitmaps (kvzalloc); STOP frees them.
-      for (const n of i.dmas.inOrder()) if (n.value.bitmapTail !== 0n) n.value = { ...n.value, bitmapTail: 0n };
+      // START allocates zeroed bitmaps (kvzalloc) seeded with the external pins (vfio_dma_populate_bitmap); STOP frees them.
+      for (const n of i.dmas.inOrder()) n.value = { ...n.value, bitmapTail: 0n, dirty: ev.enabled ? seeded(i, n.value) : [], dirtyFull: false };
       return;
     }
     case 'VfioDmaBitmapReported': {
@@ -230,7 +272,8 @@ export function type1Evolve(m: Map<number, VfioContainer>, ev: Type1Event, pageS
       if (!i.dirtyTracking) throw new Type1Error(`container ${ev.container}: a dma bitmap reported with dirty tracking off`);
       const n = i.dmas.iterFirst(ev.iova, ev.iova);
       if (n === undefined || n.start !== ev.iova) throw new Type1Error(`no vfio_dma at ${ev.iova}`);
-      n.value = { ...n.value, bitmapTail: ev.tail };
+      // bitmap_clear of the first nbits, then vfio_dma_populate_bitmap: only the external pins stay dirty.
+      n.value = { ...n.value, bitmapTail: ev.tail, dirty: seeded(i, n.value), dirtyFull: false };
       return;
     }
   }
@@ -244,7 +287,7 @@ export function cloneContainers(m: ReadonlyMap<number, VfioContainer>): Map<numb
     if (i !== undefined) {
       const dmas = new IntervalTree<VfioDma>();
       for (const n of i.dmas.inOrder()) dmas.insert(n.start, n.last, n.value);
-      iommu = { ...i, domainGroups: i.domainGroups.slice(), dmas };
+      iommu = { ...i, domainGroups: i.domainGroups.slice(), emulatedGroups: i.emulatedGroups.slice(), vpfnDmas: new Set(i.vpfnDmas), dmas };
     }
     out.set(id, { id, groups: c.groups.slice(), iommu });
   }

@@ -18,6 +18,7 @@ import { cookieVmaEvents, cookieVmaUnmapEvents, iommufd_fops_mmap } from '../hw/
 import { eventqCloseEvents } from './eventq.js';
 import { vfioGroupType1CloseEvents } from './vfio_type1_group.js';
 import { deviceReleaseEvents, vfio_pci_core_mmap } from './vfio_pci_bar.js';
+import { mdevCloseEvents } from './vfio_type1_mdev.js';
 
 const M = FLAG_SETS.mmap;
 const FD_MIN = 3;
@@ -98,7 +99,9 @@ export function sys_close(k: Kernel, fd: number): Step {
     // The device fd held its group's file: the group may now be released (and leave its legacy container).
     const group = k.header.devices.find((d) => d.path === f.path)?.group;
     const g = group === undefined ? undefined : vfioGroupType1CloseEvents(k, group, fd);
-    return succeed(`close of VFIO device fd ${fd}${g?.length ? `; group ${group} is released and leaves its legacy container` : ''}`, undefined, [...events, ...deviceReleaseEvents(k, f.path, { fd }), ...(g ?? [])]);
+    // An mdev driver's close_device unpins what it still holds (vfio_type1_mdev.ts).
+    const mdev = mdevCloseEvents(k, f.path, fd);
+    return succeed(`close of VFIO device fd ${fd}${mdev.length ? '; its mdev driver unpins what it still holds' : ''}${g?.length ? `; group ${group} is released and leaves its legacy container` : ''}`, undefined, [...events, ...mdev, ...deviceReleaseEvents(k, f.path, { fd }), ...(g ?? [])]);
   }
   if (f.kind !== 'access' && f.kind !== 'iommufd' && f.kind !== 'eventq' && bind === undefined) return succeed(`close fd ${fd}`, undefined, events);
   const ctx = k.st.ctxs.get(f.kind === 'access' || f.kind === 'iommufd' || f.kind === 'eventq' ? f.ctx : bind!.ctx)!;

@@ -16,7 +16,12 @@
  * both remove whole mappings only; the struct is copied back on success only.
  *
  * The VADDR flags (live update, §2.8): UNMAP(VADDR) marks the dmas' user VAs invalid and keeps mapping, pins and
- * charge; MAP(VADDR) gives exactly one invalid dma its new VA.
+ * charge (EBUSY with an emulated group); MAP(VADDR) gives exactly one invalid dma its new VA and, from the mm of a
+ * new program (the trace's `exec`), moves the dma's charge to it (`vfio_change_dma_owner`, hw/type1_pins.ts).
+ *
+ * Emulated (mdev) groups (§3.4): attached without a domain; with only those, MAP_DMA links the dma and pins nothing
+ * (the mdev driver pins through `vfio_pin_pages`, machines/vfio_type1_mdev.ts), and UNMAP_DMA of a dma with external
+ * pins first has the drivers unpin them (`vfio_notify_dma_unmap`).
  *
  * Version delta (header `kernel`): before the 2025 overflow series (≈v6.18) a wrapping MAP or UNMAP range is
  * EINVAL (MAP: after the alignment check) instead of EOVERFLOW (spec §8).
@@ -25,16 +30,19 @@
  * dma reported dirty, into the user's bitmap, with the kernel's bitmap layout. `dma_entry_limit` is the header's
  * `limits.dma_entry_limit` when given (docs/trace-format-type1.md).
  *
- * Not modelled: emulated (mdev) groups and their external pins (`vfio_pin_pages`, `vfio_dma_rw`, the DMA_UNMAP
- * notifier: no trace op can express an mdev driver's calls), and an mm change across exec (no trace op for exec), so
- * `vfio_change_dma_owner` never moves a charge.
+ * Not modelled: `vfio_iommu_replay` pinning the dmas of an emulated-only container when a hardware group joins it
+ * (not modelled yet), an exec while iommufd holds pages (machines/exec.ts), several processes sharing a container
+ * (one traced process: its mm and its successors after exec), the kernel BUG() of an UNMAP whose drivers leave pins
+ * (only a seeded bug reaches it), and nesting (type 6 is never claimed).
  */
 import type { DomainEvent } from '../events/domain.js';
 import { isMutant } from '../check/mutants.js';
 import { COMMAND_BY_NAME } from '../events/uapi.js';
 import { IOMMU_READ, IOMMU_WRITE } from '../hw/io_pagetable.js';
 import { DIRTY_BITMAP_PAGES_MAX, UserBitmap } from '../hw/type1_dirty.js';
-import { vfio_pin_map_dma, vfio_remove_dma, unpinDraft } from '../hw/type1_pins.js';
+import { changeDmaOwner, vfio_pin_map_dma, vfio_remove_dma } from '../hw/type1_pins.js';
+import { ExtDraft } from '../hw/type1_external.js';
+import { notifyDmaUnmap } from './vfio_type1_mdev.js';
 import { bisectWhy, dmaLast, dmasIn, type1PageSize, vfio_find_dma, type Type1Iommu, type VfioContainer } from '../hw/vfio_dma.js';
 import { U64_MAX } from '../hw/u64.js';
 import { cloneState, evolve } from '../projections/state.js';
@@ -70,6 +78,8 @@ export const minPageSize = type1PageSize;
 function checkExtension(c: VfioContainer, ext: bigint): Step {
   const fn = 'vfio_iommu_type1.c vfio_iommu_type1_check_extension';
   if (ext === TYPE1 || ext === TYPE1v2 || ext === UNMAP_ALL_EXT) return succeed(`${fn}: ${ext} is supported`, undefined, [], 1n);
+  if (ext === UPDATE_VADDR && (c.iommu?.emulatedGroups.length ?? 0) > 0)
+    return succeed(`${fn}: UPDATE_VADDR is 0: the container has an emulated (mdev) group, which cannot pin, unpin or rw while vaddrs are updated`, undefined, [], 0n);
   if (ext === UPDATE_VADDR || ext === DMA_CC) {
     const on = c.iommu !== undefined;
     return succeed(`${fn}: ${ext === DMA_CC ? 'DMA_CC_IOMMU (every domain enforces cache coherency)' : 'UPDATE_VADDR (no emulated group)'} is ${on ? '1 with the type1 IOMMU set' : '0 before SET_IOMMU'}`, undefined, [], on ? 1n : 0n);
@@ -93,6 +103,7 @@ function setIommu(k: Kernel, c: VfioContainer, arg: bigint): Step {
   for (const g of c.groups) {
     const sc = scratch.containers.get(c.id)!;
     const r = type1AttachGroupEvents({ ...k, st: scratch }, sc, sc.iommu!, g, undefined);
+    if ('unmodelled' in r) return unmodelled(r.unmodelled);
     if ('errno' in r) return fail(r.errno, `${fn}: attaching group ${g} failed, the driver is released: ${r.why}`);
     for (const e of r) evolve(scratch, e);
     events.push(...r);
@@ -166,27 +177,36 @@ function mapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput): 
   const hit = isMutant('type1-top-wrap') && last === U64_MAX ? undefined : vfio_find_dma(i, iova, last);
   if (vflag) {
     // vfio_dma_do_map, VADDR: the new VA of an invalidated dma; nothing is re-pinned, and the new VA is not checked
-    // to hold the same pages. One process: vfio_change_dma_owner finds the same mm and moves no charge.
+    // to hold the same pages.
     if (hit === undefined) return fail('ENOENT', `${fn}: VADDR: no vfio_dma overlaps [${hex(iova)}, ${hex(last)}]`);
     if (!hit.vaddrInvalid || hit.iova !== iova || hit.size !== size)
       return fail('EINVAL', `${fn}: VADDR: the vfio_dma [${hex(hit.iova)}, ${hex(dmaLast(hit))}] ${hit.vaddrInvalid ? 'is not exactly the range' : 'has a valid vaddr'}`);
-    return succeed(`${fn}: VADDR: vfio_dma [${hex(iova)}, ${hex(last)}] now at vaddr ${hex(vaddr)}`, undefined,
-      [{ type: 'VfioDmaVaddrUpdated', container: c.id, iova, vaddr }]);
+    const own = changeDmaOwner(k, c, hit);
+    if ('errno' in own) return fail(own.errno, own.why);
+    return succeed(`${fn}: VADDR: vfio_dma [${hex(iova)}, ${hex(last)}] now at vaddr ${hex(vaddr)}${own.why}`, undefined,
+      [...own.events, { type: 'VfioDmaVaddrUpdated', container: c.id, iova, vaddr }]);
   }
   if (hit !== undefined) return fail('EEXIST', `${fn}: [${hex(iova)}, ${hex(last)}] overlaps the vfio_dma [${hex(hit.iova)}, ${hex(dmaLast(hit))}]`);
   // Mutant type1-no-dma-limit (S1, CVE-2019-3882): before 492855939bdb nothing bounded the number of vfio_dmas.
   if (i.dmaAvail === 0 && !isMutant('type1-no-dma-limit')) return fail('ENOSPC', `${fn}: dma_avail is 0 (${i.dmas.size} vfio_dma entries = dma_entry_limit ${i.dmaLimit})`);
   if (i.iovaList.length > 0 && !i.iovaList.some((r) => r.start <= iova && last <= r.last))
     return fail('EINVAL', `${fn}: vfio_iommu_iova_dma_valid: [${hex(iova)}, ${hex(last)}] is not inside one valid IOVA range (${i.iovaList.map((r) => `[${hex(r.start)}, ${hex(r.last)}]`).join(', ')})`);
-  if (i.domain === undefined) return unmodelled('MAP_DMA on a container without a hardware domain (emulated groups only)');
   const lockCap = k.header.limits.cap_ipc_lock;
+  if (i.domain === undefined) {
+    // Emulated groups only: the dma gets its size and nothing is pinned, mapped or charged (mdevs pin through
+    // vfio_pin_pages); the vaddr is not even looked at.
+    if (i.dirtyTracking && size / pg > DIRTY_BITMAP_PAGES_MAX) return fail('EINVAL', `${fn}: dirty tracking is on and vfio_dma_bitmap_alloc refuses ${size / pg} pages; the dma is removed`);
+    return succeed(`${fn}: [${hex(iova)}, ${hex(last)}] linked without a hardware domain (emulated groups only): nothing pinned, mapped or charged; dma_avail ${i.dmaAvail - 1}`, undefined, [
+      { type: 'VfioDmaLinked', container: c.id, iova, size, vaddr, prot, lockCap, pinned: [], lockedVm: 0, hasRsvd: false, mm: k.st.mmId, mapped: false },
+    ]);
+  }
   const r = vfio_pin_map_dma(k.st, k.header, i.domain, iova, vaddr, size, prot, lockCap);
   if ('errno' in r) return fail(r.errno, r.why);
   if (i.dirtyTracking && size / pg > DIRTY_BITMAP_PAGES_MAX)
     return fail('EINVAL', `${fn}: dirty tracking is on and vfio_dma_bitmap_alloc refuses ${size / pg} pages > DIRTY_BITMAP_PAGES_MAX: the dma is removed (unmapped, unpinned, un-charged)`);
   return succeed(`${fn}: [${hex(iova)}, ${hex(last)}] mapped; ${r.why}; dma_avail ${i.dmaAvail - 1}`, undefined, [
     ...r.events,
-    { type: 'VfioDmaLinked', container: c.id, iova, size, vaddr, prot, lockCap, pinned: r.pinned, lockedVm: r.lockedVm, hasRsvd: r.hasRsvd },
+    { type: 'VfioDmaLinked', container: c.id, iova, size, vaddr, prot, lockCap, pinned: r.pinned, lockedVm: r.lockedVm, hasRsvd: r.hasRsvd, mm: k.st.mmId, mapped: true },
   ]);
 }
 
@@ -206,6 +226,7 @@ function unmapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput)
     bitmap = b.bitmap;
   }
   const vflag = (flags & UNMAP_VADDR) !== 0n;
+  if (vflag && i.emulatedGroups.length > 0) return fail('EBUSY', `${fn}: VADDR while the container has an emulated (mdev) group ${i.emulatedGroups.join(', ')}`);
   const pg = minPageSize(i);
   if ((iova & (pg - 1n)) !== 0n) return fail('EINVAL', `${fn}: iova ${hex(iova)} is not aligned to ${hex(pg)}`);
   const all = (flags & UNMAP_ALL) !== 0n;
@@ -226,9 +247,10 @@ function unmapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput)
     const b = bisectWhy(i, iova, end);
     if (b !== undefined) return fail('EINVAL', `${fn}: v2 may not bisect a mapping: ${b}; nothing removed, nothing copied back`);
   }
-  const events: DomainEvent[] = [];
-  const draft = unpinDraft(k.st);
+  const draft = new ExtDraft(k.st, k.header);
+  const events = draft.events;
   const user = bitmap === undefined ? undefined : new UserBitmap(k.st, bitmap.data);
+  const notified: string[] = [];
   let removed = 0n, count = 0;
   let stop = '';
   for (const d of dmasIn(i, iova, end)) {
@@ -244,6 +266,13 @@ function unmapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput)
       count++;
       continue;
     }
+    if (draft.vpfnsOf(c.id, d).size > 0) {
+      // External pins: the drivers are told to unpin (vfio_notify_dma_unmap), then the walk restarts; one that
+      // still finds pins on the same dma 10 more times BUG()s.
+      notified.push(notifyDmaUnmap(k, c, i, d, draft));
+      if (draft.vpfnsOf(c.id, d).size > 0)
+        return unmodelled(`a kernel BUG: vfio_dma_do_unmap: the vfio_dma [${hex(d.iova)}, ${hex(dmaLast(d))}] still has external pins after its drivers' dma_unmap (${[...draft.vpfnsOf(c.id, d).keys()].map(hex).join(', ')}): BUG_ON(++retries > 10)`);
+    }
     if (user !== undefined) {
       // update_user_bitmap before the dma goes; a fault stops the walk with what was removed so far removed.
       const r = reportDma(c, i, user, d, iova);
@@ -252,13 +281,13 @@ function unmapDma(k: Kernel, c: VfioContainer, i: Type1Iommu, input: IoctlInput)
       if (r.fault !== undefined)
         return fail('EFAULT', `vfio_iommu_type1.c update_user_bitmap: the vfio_dma [${hex(d.iova)}, ${hex(dmaLast(d))}]: ${r.fault}; the ${count} vfio_dma(s) before it stay removed, nothing copied back`, [...user.events, ...events]);
     }
-    events.push(...vfio_remove_dma(k.st, c.id, i.domain, d, draft));
+    events.push(...vfio_remove_dma(k.st, c.id, i.domain, draft.dmaAsLeft(c.id, d), draft.mm));
     removed += d.size;
     count++;
   }
   const did = vflag ? 'had its vaddr invalidated (mapping and pins stay)' : user !== undefined ? 'reported dirty (every page) and removed whole' : 'removed whole';
   const inline = user === undefined ? undefined : inlineOut(user, (data) => ({ data: { data } }));
-  return succeed(`${fn}: ${count} vfio_dma ${did}, ${hex(removed)} bytes${stop}`, respond(a, { size: removed, ...inline }), [...(user?.events ?? []), ...events]);
+  return succeed(`${fn}: ${notified.map((x) => `${x}; `).join('')}${count} vfio_dma ${did}, ${hex(removed)} bytes${stop}`, respond(a, { size: removed, ...inline }), [...(user?.events ?? []), ...events]);
 }
 
 /** `vfio_fops_unl_ioctl` on container `id`. */

@@ -6,7 +6,10 @@
  *
  * Theory of operation. Type1 has no hardware dirty bits: while tracking is on it reports every page of every IOMMU
  * mapped dma dirty as long as a group that never pinned pages through the external API is attached (a vfio-pci
- * device may write anywhere), which is every dma here (hw/type1_dirty.ts). The bitmap's layout quirks (shift,
+ * device may write anywhere). With emulated (mdev) groups only — pinned-page dirty scope — only what the drivers
+ * touched is dirty: pages externally pinned (while pinned, and any time they were since the last report) and pages
+ * written by `vfio_dma_rw` (hw/type1_dirty.ts, hw/type1_vpfn.ts); a hardware group leaving while tracking makes every
+ * page dirty once (`vfio_iommu_populate_bitmap_full`). The bitmap's layout quirks (shift,
  * whole-word OR, the tail left past a dma's bits) are the kernel's and are kept. The caller's `data[]` tails (the
  * `vfio_bitmap` after the unmap struct, the `vfio_iommu_type1_dirty_bitmap_get` after the dirty struct) are read
  * from the trace's named `data` member or from its raw `tail` bytes (docs/trace-format-type1.md); bytes the trace does
@@ -82,11 +85,14 @@ function verifyBitmap(size: bigint, pgsize: bigint, bsize: bigint): string | und
 /** The report of one dma (`update_user_bitmap` then the clear and re-seed); events, or why it stopped. */
 export function reportDma(c: VfioContainer, i: Type1Iommu, user: UserBitmap, d: VfioDma, base: bigint):
   { events: DomainEvent[]; fault: string | undefined } | { unmodelled: string } {
-  // num_non_pinned_groups && dma->iommu_mapped: no group here pins pages, and a dma exists only with a hardware domain.
-  const full = i.domainGroups.length > 0 && i.domain !== undefined;
-  const r = updateUserBitmap(user, d, base, ffs(type1PageSize(i)), full);
+  // num_non_pinned_groups && dma->iommu_mapped: a vfio-pci group never pins through the external API, so every
+  // hardware group counts; else the bits external pins, dma_rw writes and a group leaving set.
+  const full = (i.domainGroups.length > 0 && d.iommuMapped) || d.dirtyFull;
+  const r = updateUserBitmap(user, d, base, ffs(type1PageSize(i)), full, d.dirty);
   if (r === undefined) return { unmodelled: `a dirty bitmap of the ${hex(d.size)}-byte vfio_dma at ${hex(d.iova)} (larger than the model builds)` };
-  const events: DomainEvent[] = r.tail === d.bitmapTail ? [] : [{ type: 'VfioDmaBitmapReported', container: c.id, iova: d.iova, tail: r.tail }];
+  // The report clears the dma's bits and re-seeds its external pins (evolve), so it is an event whenever bits were set.
+  const same = r.tail === d.bitmapTail && d.dirty.length === 0 && !d.dirtyFull;
+  const events: DomainEvent[] = same ? [] : [{ type: 'VfioDmaBitmapReported', container: c.id, iova: d.iova, tail: r.tail }];
   return { events, fault: r.fault };
 }
 
@@ -154,6 +160,7 @@ function getBitmap(k: Kernel, c: VfioContainer, i: Type1Iommu, a: Arg): Step {
     if (r.fault !== undefined) return fail('EFAULT', `vfio_iommu_type1.c update_user_bitmap: the vfio_dma [${hex(d.iova)}, ${hex(dmaLast(d))}]: ${r.fault}`, [...user.events, ...events]);
     n++;
   }
-  return succeed(`vfio_iommu_type1.c vfio_iova_dirty_bitmap: ${n} vfio_dma(s) in [${hex(iova)}, ${hex(last)}] reported${n > 0 ? ', every page dirty (a vfio-pci group that pins no pages is attached: num_non_pinned_groups)' : ''}`,
+  const scope = i.domainGroups.length > 0 ? ', every page dirty (a vfio-pci group that pins no pages is attached: num_non_pinned_groups)' : ', the pages the mdev drivers pinned or wrote (pinned-page dirty scope)';
+  return succeed(`vfio_iommu_type1.c vfio_iova_dirty_bitmap: ${n} vfio_dma(s) in [${hex(iova)}, ${hex(last)}] reported${n > 0 ? scope : ''}`,
     inlineOut(user, (data) => ({ data: { bitmap: { data } } })), [...user.events, ...events]);
 }

@@ -19,10 +19,10 @@
 import type { DomainEvent } from '../events/domain.js';
 import type { HeaderDevice } from '../events/header.js';
 import type { Failure } from '../hw/iopt_ops.js';
-import { vfio_remove_dma, unpinDraft } from '../hw/type1_pins.js';
+import { reaccountDma, vfio_remove_dma, unpinDraft } from '../hw/type1_pins.js';
 import { containerOf, vaddrInvalidCount, type IovaRange, type Type1Iommu, type VfioContainer } from '../hw/vfio_dma.js';
 import type { State } from '../projections/state.js';
-import { fail, respond, succeed, type Kernel, type Step } from './ioctl.js';
+import { fail, respond, succeed, unmodelled, type Kernel, type Step } from './ioctl.js';
 import type { IoctlInput } from './main.js';
 import { pickFd } from './process.js';
 
@@ -65,15 +65,28 @@ function iovaListOf(k: Kernel, groups: readonly number[]): { list: IovaRange[]; 
 
 const inList = (list: readonly IovaRange[], start: bigint, last: bigint): boolean => list.some((r) => r.start <= start && last <= r.last);
 
-/** `vfio_iommu_type1_attach_group` of a hardware group to `iommu` (the domain is allocated by the first group). */
-export function type1AttachGroupEvents(k: Kernel, c: VfioContainer, iommu: Type1Iommu, group: number, domainId: number | undefined): DomainEvent[] | Failure {
+/** An emulated IOMMU group (`VFIO_EMULATED_IOMMU`): its devices are mdevs (`vfio_register_emulated_iommu_dev`). */
+export const isEmulatedGroup = (k: Kernel, group: number): boolean => {
+  const devs = groupDevices(k, group);
+  return devs.length > 0 && devs.every((d) => d.mdev !== undefined);
+};
+
+/**
+ * `vfio_iommu_type1_attach_group` of `group` to `iommu`: an emulated group is only recorded; a hardware group joins
+ * the domain (allocated by the first one).
+ */
+export function type1AttachGroupEvents(k: Kernel, c: VfioContainer, iommu: Type1Iommu, group: number, domainId: number | undefined): DomainEvent[] | Failure | { unmodelled: string } {
   const fn = 'vfio_iommu_type1.c vfio_iommu_type1_attach_group';
   const devs = groupDevices(k, group);
   const dev = devs[0];
   const invalid = vaddrInvalidCount(iommu);
   if (invalid > 0) return { errno: 'EBUSY', why: `${fn}: ${invalid} vfio_dma(s) have an invalid vaddr (UNMAP_DMA VADDR without the MAP_DMA VADDR that follows)` };
   if (dev === undefined) return { errno: 'ENODEV', why: `${fn}: group ${group} has no device in the trace header` };
-  if (iommu.domainGroups.includes(group)) return { errno: 'EINVAL', why: `${fn}: group ${group} is already attached` };
+  if (iommu.domainGroups.includes(group) || iommu.emulatedGroups.includes(group)) return { errno: 'EINVAL', why: `${fn}: group ${group} is already attached` };
+  // An emulated group cannot DMA by itself: recorded with pinned-page dirty scope, no domain.
+  if (isEmulatedGroup(k, group)) return [{ type: 'Type1EmulatedGroupAdded', container: c.id, group }];
+  if (iommu.domain === undefined && !iommu.dmas.isEmpty)
+    return { unmodelled: `${fn}: vfio_iommu_replay of the vfio_dmas an emulated-only container mapped unpinned (pinning them for the new hardware domain)` };
   const { list, pgsize } = iovaListOf(k, [...iommu.domainGroups, group]);
   for (const n of iommu.dmas.inOrder())
     if (!inList(list, n.start, n.last)) return { errno: 'EINVAL', why: `${fn}: the existing dma [${hex(n.start)}, ${hex(n.last)}] falls outside group ${group}'s aperture or into one of its reserved regions (vfio_iommu_aper_conflict / vfio_iommu_resv_conflict)` };
@@ -92,14 +105,26 @@ export function type1AttachGroupEvents(k: Kernel, c: VfioContainer, iommu: Type1
   return events;
 }
 
-/** `vfio_iommu_type1_detach_group`: the last group of the domain removes every dma and frees the domain. */
+/**
+ * `vfio_iommu_type1_detach_group`. The last group of the domain frees it: with no emulated group left every dma goes
+ * (`vfio_iommu_unmap_unpin_all`), else each is unmapped and re-charged to its external pins
+ * (`vfio_iommu_unmap_unpin_reaccount`). The last emulated group of a container without a domain takes every dma.
+ */
 export function type1DetachGroupEvents(k: Kernel, st: State, c: VfioContainer, iommu: Type1Iommu, group: number): DomainEvent[] {
+  const draft = unpinDraft(st);
+  const events: DomainEvent[] = [];
+  // One push per dma: a container may hold 65535 of them, too many events for one spread.
+  const removeAll = (): void => { for (const n of iommu.dmas.inOrder()) events.push(...vfio_remove_dma(st, c.id, iommu.domain, n.value, draft)); };
+  if (iommu.emulatedGroups.includes(group)) {
+    if (iommu.emulatedGroups.length === 1 && iommu.domain === undefined) removeAll();
+    events.push({ type: 'Type1EmulatedGroupRemoved', container: c.id, group });
+    return events;
+  }
   if (!iommu.domainGroups.includes(group)) return [];
   const rest = iommu.domainGroups.filter((g) => g !== group);
-  const events: DomainEvent[] = [];
   if (rest.length === 0) {
-    const draft = unpinDraft(st);
-    for (const n of iommu.dmas.inOrder()) events.push(...vfio_remove_dma(st, c.id, iommu.domain, n.value, draft));
+    if (iommu.emulatedGroups.length === 0) removeAll();
+    else for (const n of iommu.dmas.inOrder()) events.push(...reaccountDma(st, c.id, iommu.domain!, n.value, draft));
   }
   const { list, pgsize } = iovaListOf(k, rest);
   events.push({ type: 'Type1DomainDetached', container: c.id, group, iovaList: list, pgsizeBitmap: pgsize });
@@ -134,6 +159,7 @@ export function vfioGroupType1Ioctl(k: Kernel, group: number, op: 'status' | 'se
     const events: DomainEvent[] = [{ type: 'VfioContainerGroupAdded', container: target.id, group }];
     if (target.iommu !== undefined) {
       const r = type1AttachGroupEvents(k, target, target.iommu, group, undefined);
+      if ('unmodelled' in r) return unmodelled(r.unmodelled);
       if ('errno' in r) return fail(r.errno, `container.c vfio_container_attach_group: ${r.why}`);
       events.push(...r);
     }

@@ -32,7 +32,7 @@ import { checkObjectEvent, checkObjects, R_AUTO_DOMAIN, R_FREED_AT_ONE, R_REFS_L
 import {
   checkPins, frameRuns, R_ACCESS_INDEX, R_ACCOUNTING, R_FILL_INDEX, R_PAGES_LIVE, R_PIN, scanPinTotals, type PinTotals,
 } from './invariants_pins.js';
-import { checkType1, R_T1_LIMIT, R_T1_MAPPED } from './invariants_type1.js';
+import { checkType1, R_T1_LIMIT, R_T1_MAPPED, R_T1_VPFN, R_T1_VPFN_PAGE, type1Before } from './invariants_type1.js';
 import type { State } from './state.js';
 
 export type { InvariantViolation } from './invariants_core.js';
@@ -83,6 +83,8 @@ export const INVARIANTS: readonly InvariantDef[] = [
   { name: 'users-balance', kind: 'state', rule: R_USERS, doc: '`users` of a live object is 1 + its holders + its driver references: no temporary reference survives a step (B1).' },
   { name: 'auto-domain-in-use', kind: 'state', rule: R_AUTO_DOMAIN, doc: 'An auto domain has a device attached; it is destroyed with its last device.' },
   { name: 'type1-dma-limit', kind: 'state', rule: R_T1_LIMIT, doc: 'A type1 container holds at most dma_entry_limit vfio_dmas, and dma_avail is the limit minus their number (S1, CVE-2019-3882).' },
+  { name: 'type1-vpfn-balance', kind: 'state', rule: R_T1_VPFN, doc: 'Each external (mdev) pin of a type1 vfio_dma is keyed by its exact IOVA and holds one reference per vfio_pin_pages of that IOVA its drivers have not unpinned: balanced pins leave pfn_list empty, so DMA_UNMAP\'s notifier loop ends (S10, S13).' },
+  { name: 'type1-vpfn-page', kind: 'state', rule: R_T1_VPFN_PAGE, doc: 'An external pin is always of a page with a struct page: a PFNMAP (BAR) pfn is refused with EINVAL (S11).' },
   { name: 'type1-dma-mapped', kind: 'state', rule: R_T1_MAPPED, doc: 'A type1 container\'s domain maps each vfio_dma onto exactly the frames it pinned, and nothing outside the vfio_dmas (every pin released at unmap; no DMA reaches a page nobody pins).' },
   { name: 'freed-at-one', kind: 'event', rule: R_FREED_AT_ONE, doc: 'An object is destroyed or aborted only at users == 1 (B1).' },
   { name: 'unpin-after-unmap', kind: 'event', rule: R_UNPIN_ORDER, doc: 'Pages are unpinned only after every domain PTE (and IOTLB entry) reaching them is gone.' },
@@ -338,21 +340,11 @@ export class InvariantMonitor {
         if (dom !== undefined) s.domains.set(dom, 'all');
         return out;
       }
-      case 'VfioDmaLinked': case 'VfioDmaRemoved': {
-        // A type1 vfio_dma's pins count on their frames like an iopt_pages'.
-        const dma = ev.type === 'VfioDmaLinked' ? ev : st.containers.get(ev.container)?.iommu?.dmas.iterFirst(ev.iova, ev.iova)?.value;
-        s.containers.add(ev.container);
-        const dom = st.containers.get(ev.container)?.iommu?.domain;
-        if (dom !== undefined && dma !== undefined) scopeAddDomain(s, dom, dma.iova, dma.iova + dma.size - 1n);
-        const runs = dma?.pinned ?? [];
-        this.totals.type1LockedVm += (ev.type === 'VfioDmaLinked' ? 1 : -1) * (dma?.lockedVm ?? 0);
-        s.accounting = true;
-        for (const r of runs) {
-          s.frames.push({ start: r.frame, last: r.frame + r.npages - 1 });
-          try { this.totals.frames.add(r.frame, r.frame + r.npages - 1, ev.type === 'VfioDmaLinked' ? 1 : -1); } catch { /* the projection reports it */ }
-        }
+      case 'VfioDmaLinked': case 'VfioDmaRemoved': case 'VfioPfnPinned': case 'VfioPfnUnpinned': case 'VfioPfnRefChanged':
+      case 'VfioDmaOwnerChanged': case 'VfioDmaPinsSet': case 'ProcessExeced': case 'Type1EmulatedGroupAdded':
+      case 'Type1EmulatedGroupRemoved': case 'VfioDmaDirtied': case 'MdevDriverPins':
+        type1Before(st, ev, s, this.totals);
         return out;
-      }
       case 'AccountingCharged': case 'AccountingUncharged': case 'LockedVmAccounted':
         s.accounting = true;
         return out;

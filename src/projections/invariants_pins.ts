@@ -19,7 +19,7 @@ export const R_PAGES_LIVE = 'pages.c iopt_area_pages / iopt_put_pages (kref) and
 export const R_FILL_INDEX = 'pages.c iopt_area_fill_domains / iopt_area_unfill_domains (pages->domains_itree): a page\'s fill users are the filled areas covering it';
 export const R_ACCESS_INDEX = 'pages.c iopt_area_add_access / iopt_area_remove_access (pages->access_itree, area->num_accesses): access users are the pin items covering a page';
 export const R_PIN = 'pages.c iopt_pages_fill_xarray / iopt_pages_unfill_xarray / __iopt_area_unfill_domain: a page is pinned once per iopt_pages, exactly while a filled area or an access covers it; mm/gup.c: a frame\'s pin count is the number of iopt_pages (and type1 vfio_dmas) pinning it';
-export const R_ACCOUNTING = 'pages.c iopt_pages_update_pinned (incr_user_locked_vm, update_mm_locked_vm, pinned_vm): what is charged equals what is pinned';
+export const R_ACCOUNTING = 'pages.c iopt_pages_update_pinned (incr_user_locked_vm, update_mm_locked_vm, pinned_vm), vfio_iommu_type1.c vfio_lock_acct / vfio_change_dma_owner: what is charged equals what is pinned, per mm (the process\'s mm->locked_vm is what its iopt_pages and the vfio_dmas whose dma->mm it is charged)';
 
 /** Which areas use an iopt_pages. */
 export type AreaIndex = Pick<Indexes, 'areasOf'>;
@@ -30,7 +30,7 @@ export interface PinTotals {
   readonly pinned: [number, number, number];
   /** Per frame, the number of iopt_pages (and type1 vfio_dmas) pinning it. */
   readonly frames: RangeMap;
-  /** Pages the type1 vfio_dmas charged to mm->locked_vm (`dma->locked_vm`). */
+  /** Pages the type1 vfio_dmas of the live mm charged to its mm->locked_vm (`dma->locked_vm`, `dma->mm`). */
   readonly type1LockedVm: number;
 }
 
@@ -47,7 +47,10 @@ export function scanPinTotals(st: State): PinTotals {
   for (const c of st.containers.values())
     for (const n of c.iommu?.dmas.inOrder() ?? []) {
       for (const r of n.value.pinned) frames.add(r.frame, r.frame + r.npages - 1, 1);
-      type1LockedVm += n.value.lockedVm;
+      // External (mdev) pins: one FOLL_PIN per vpfn of a page with a struct page.
+      for (const v of n.value.vpfns.values()) if (v.ram) frames.add(Number(v.pfn), Number(v.pfn), 1);
+      // Only the live mm's charges: after an exec the old mm's stay with it.
+      if (n.value.mm === st.mmId) type1LockedVm += n.value.lockedVm;
     }
   for (const p of st.pages.values())
   {

@@ -93,12 +93,17 @@ export interface State {
   nextContainer: number;
   /** VFIO PCI devices whose memory decode (virtual PCI_COMMAND.MEMORY) is off, by path; BAR faults SIGBUS. */
   readonly vfioMemoryOff: Set<string>;
+  /** The process's mm (1, then one more per exec): `accounting.mmLockedVm` and `pinnedVm` are this mm's. */
+  mmId: number;
+  /** Each mdev driver's record of the pages it pinned (MdevDriverPins): device path → its container, exact IOVA → pins. */
+  readonly mdevPins: Map<string, { readonly container: number; readonly pins: Map<bigint, number> }>;
 }
 
 export const initialState = (): State => ({
   pageSize: 4096, memory: 'explicit', fds: new Map(), ctxs: new Map(), nextCtx: 1, nextMemfd: 1, mm: emptyMm(),
   pages: new Map(), nextPages: 1, nextArea: 1, testMemoryLimit: 65536, domains: new Map(), nextDomain: 1, nextMockDev: 1,
   accounting: emptyAccounting(), vfioBinds: new Map(), vfioGroups: new Map(), dmabufs: new Map(), containers: new Map(), nextContainer: 1, vfioMemoryOff: new Set(),
+  mmId: 1, mdevPins: new Map(),
 });
 
 function ioptOf(s: State, ctx: number, id: number): Iopt {
@@ -398,7 +403,34 @@ export function evolve(s: State, ev: DomainEvent): State {
     case 'VfioDmaVaddrUpdated':
     case 'Type1DirtyTrackingSet':
     case 'VfioDmaBitmapReported':
+    case 'Type1EmulatedGroupAdded':
+    case 'Type1EmulatedGroupRemoved':
+    case 'VfioPfnPinned':
+    case 'VfioPfnRefChanged':
+    case 'VfioPfnUnpinned':
+    case 'VfioDmaOwnerChanged':
+    case 'VfioDmaPinsSet':
+    case 'VfioDmaDirtied':
       type1Evolve(s.containers, ev, s.pageSize);
+      return s;
+    case 'MdevDriverPins': {
+      const m = s.mdevPins.get(ev.dev)?.pins ?? new Map<bigint, number>();
+      for (let i = 0; i < ev.npage; i++) {
+        const at = ev.iova + BigInt(i * s.pageSize), n = (m.get(at) ?? 0) + ev.delta;
+        if (n < 0) throw new ProjectionError(`mdev driver ${ev.dev} unpins ${at}, which it did not pin`);
+        if (n === 0) m.delete(at);
+        else m.set(at, n);
+      }
+      if (m.size === 0) s.mdevPins.delete(ev.dev);
+      else s.mdevPins.set(ev.dev, { container: ev.container, pins: m });
+      return s;
+    }
+    case 'ProcessExeced':
+      if (ev.mm <= s.mmId) throw new ProjectionError(`exec to mm ${ev.mm}, not after mm ${s.mmId}`);
+      if (s.accounting.pinnedVm !== 0) throw new ProjectionError('exec with iommufd pages charged to the old mm (pinned_vm)');
+      s.mmId = ev.mm;
+      // The new mm starts with nothing locked; the old one, dead, keeps what it had (mmget_not_zero fails on it).
+      s.accounting.mmLockedVm = 0;
       return s;
     case 'VfioPciMemoryDecodeSet':
       if (ev.enabled) s.vfioMemoryOff.delete(ev.dev);
@@ -477,5 +509,5 @@ export function forkState(s: State): State {
 }
 
 function withTables(s: State, ctxs: Map<number, IommufdCtx>, pages: Map<number, IoptPages>, domains: Map<number, HwDomain>): State {
-  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages, domains, accounting: { ...s.accounting }, vfioBinds: new Map(s.vfioBinds), vfioGroups: new Map(s.vfioGroups), dmabufs: new Map([...s.dmabufs].map(([k, d]) => [k, cloneDmabuf(d)])), containers: cloneContainers(s.containers), vfioMemoryOff: new Set(s.vfioMemoryOff) };
+  return { ...s, fds: new Map(s.fds), ctxs, mm: cloneMm(s.mm), pages, domains, accounting: { ...s.accounting }, vfioBinds: new Map(s.vfioBinds), vfioGroups: new Map(s.vfioGroups), dmabufs: new Map([...s.dmabufs].map(([k, d]) => [k, cloneDmabuf(d)])), containers: cloneContainers(s.containers), vfioMemoryOff: new Set(s.vfioMemoryOff), mdevPins: new Map([...s.mdevPins].map(([k, m]) => [k, { container: m.container, pins: new Map(m.pins) }])) };
 }

@@ -18,6 +18,7 @@ import { commandFor } from '../events/uapi.js';
 import { isVar, ok } from '../events/values.js';
 import { sys_read, sys_write } from '../machines/fault.js';
 import { sys_dma } from '../machines/dma.js';
+import { extensionOp } from '../machines/extension_ops.js';
 import { isDone, runToCompletion, type Done, type Kernel, type Operation, type Outcome, type Step } from '../machines/ioctl.js';
 import { evolveRefused, handlerThrew, InvariantMonitor, type InvariantViolation } from '../projections/invariants.js';
 import { iommufd_fops_ioctl, type IoctlInput } from '../machines/main.js';
@@ -407,6 +408,8 @@ export class Replayer implements Kernel {
         return dev === undefined || r === undefined ? undefined
           : sys_dma(this, { dev, pasid: r.pasid, iova: r.iova, length: r.length, write: ev.write, data: ev.data });
       }
+      case 'exec': case 'mdev_pin': case 'mdev_unpin': case 'mdev_dma_rw':
+        return extensionOp(this, ev, (v, path) => this.use(v, path));
     }
   }
 

@@ -59,3 +59,19 @@ export const unmap = (iova: bigint, size: bigint, flags: unknown = 0): object =>
 export const dmaCount = (st: State): number => [...st.containers.values()].reduce((a, c) => a + (c.iommu?.dmas.size ?? 0), 0);
 export const MB = 0x100000n;
 
+
+/** An mdev (emulated IOMMU group 20) whose driver pins (dma_unmap), as vfio-ccw, vfio-ap and gvt drivers are. */
+export const MDEV = { path: '/sys/bus/mdev/devices/83b8f4f2-509f-382f-3c1e-e6bfe0fa1001', name: '83b8f4f2-509f-382f-3c1e-e6bfe0fa1001', group: 20, mdev: true };
+/** Opens the mdev's group into the container `$c` (opened first when `open`), and its device fd as `$m`. */
+export const openMdev = (open = true): object[] => [
+  ...(open ? [{ op: 'open', path: '/dev/vfio/vfio', ret: '$c' }] : []),
+  { op: 'open', path: '/dev/vfio/20', ret: '$mg' },
+  { op: 'ioctl', fd: '$mg', cmd: 'VFIO_GROUP_SET_CONTAINER', arg: '$c' },
+];
+export const mdevFd = (): object => ({ op: 'ioctl', fd: '$mg', cmd: 'VFIO_GROUP_GET_DEVICE_FD', arg: MDEV.name, ret: '$m' });
+export const pin = (iova: bigint, npage: number, prot: string[] = ['IOMMU_READ', 'IOMMU_WRITE'], dev = MDEV.path): object =>
+  ({ op: 'mdev_pin', dev, iova: hex(iova), npage, prot });
+export const unpin = (iova: bigint, npage: number): object => ({ op: 'mdev_unpin', dev: MDEV.path, iova: hex(iova), npage });
+/** The vpfns of every dma of container 1: [iova, ref]. */
+export const vpfnsOf = (st: State): [bigint, number][] =>
+  [...(st.containers.get(1)?.iommu?.dmas.inOrder() ?? [])].flatMap((n) => [...n.value.vpfns].map(([k, v]): [bigint, number] => [k, v.ref]));
