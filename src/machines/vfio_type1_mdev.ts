@@ -47,12 +47,17 @@ const findPageDma = (i: Type1Iommu, at: bigint, pageSize: number): VfioDma | und
 
 type Target = { dev: HeaderDevice; c: VfioContainer; i: Type1Iommu } | { done: Done };
 
-/** The device and its container, after `vfio_assert_device_open` and `vfio_device_has_container`. */
-function target(k: Kernel, path: string, fn: string): Target {
+/**
+ * The device and its container, after `vfio_assert_device_open`, (for pins) the `dma_unmap` check, and
+ * `vfio_device_has_container`.
+ */
+function target(k: Kernel, path: string, fn: string, needDmaUnmap: boolean): Target {
   const dev = k.header.devices.find((d) => d.path === path);
   if (dev === undefined) return { done: fail('EINVAL', `${fn}: the trace header declares no device ${path}`) };
   if (![...k.st.fds.values()].some((f) => f.kind === 'vfio_device' && f.path === path))
     return { done: fail('EINVAL', `${fn}: WARN_ON(!vfio_assert_device_open): ${path} has no open fd`) };
+  if (needDmaUnmap && dev.mdev?.dmaUnmap !== true)
+    return { done: fail('EINVAL', `${fn}: ${path}'s driver has no dma_unmap callback (only an emulated IOMMU device's driver may pin)`) };
   const c = dev.group === undefined ? undefined : containerOf(k.st.containers, dev.group);
   if (c === undefined) return { done: unmodelled(`${fn} of a device on an iommufd (iommufd_access_pin_pages / iommufd_access_rw)`) };
   if (c.iommu === undefined) return { done: fail('ENOTTY', `container.c: container ${c.id} has no IOMMU driver`) };
@@ -80,10 +85,9 @@ export function vfio_pin_pages(k: Kernel, path: string, iova: bigint, npage64: b
   const fn = 'vfio_main.c vfio_pin_pages';
   const npage = Number(BigInt.asIntN(32, npage64));
   if (npage === 0) return fail('EINVAL', `${fn}: npage 0`);
-  const t = target(k, path, fn);
+  const t = target(k, path, fn, true);
   if ('done' in t) return t.done;
   const { dev, c, i } = t;
-  if (dev.mdev?.dmaUnmap !== true) return fail('EINVAL', `${fn}: ${path}'s driver has no dma_unmap callback (only an emulated IOMMU device's driver may pin)`);
   if (npage > PIN_MAX(k.st.pageSize)) return fail('E2BIG', `container.c vfio_device_container_pin_pages: npage ${npage} > VFIO_PIN_PAGES_MAX_ENTRIES ${PIN_MAX(k.st.pageSize)}`);
   const tfn = 'vfio_iommu_type1.c vfio_iommu_type1_pin_pages';
   if (!i.v2) return fail('EACCES', `${tfn}: the container is type1 v1 (external pins are v2 only)`);
@@ -130,11 +134,10 @@ function driverUnpins(k: Kernel, dev: HeaderDevice, c: VfioContainer, iova: bigi
 /** `vfio_unpin_pages(device, iova, npage)`: void; its WARN_ONs say why nothing happened. */
 export function vfio_unpin_pages(k: Kernel, path: string, iova: bigint, npage64: bigint): Step {
   const fn = 'vfio_main.c vfio_unpin_pages';
-  const t = target(k, path, fn);
-  if ('done' in t) return t.done.outcome.kind === 'err' ? succeed(`${t.done.outcome.why}: nothing unpinned (void)`) : t.done;
+  const t = target(k, path, fn, true);
+  if ('done' in t) return t.done.outcome.kind === 'err' ? succeed(`WARN_ON: ${t.done.outcome.why}: nothing unpinned (void)`) : t.done;
   const { dev, c, i } = t;
   const npage = Number(BigInt.asIntN(32, npage64));
-  if (dev.mdev?.dmaUnmap !== true) return succeed(`${fn}: WARN_ON(!device->ops->dma_unmap): nothing unpinned`);
   if (npage <= 0 || npage > PIN_MAX(k.st.pageSize)) return succeed(`container.c vfio_device_container_unpin_pages: WARN_ON(npage ${npage} <= 0 || > ${PIN_MAX(k.st.pageSize)}): nothing unpinned`);
   if (!i.v2) return succeed('vfio_iommu_type1.c vfio_iommu_type1_unpin_pages: WARN_ON(!iommu->v2): nothing unpinned');
   const d = new ExtDraft(k.st, k.header);
@@ -184,7 +187,7 @@ export function vfio_dma_rw(k: Kernel, path: string, iova: bigint, length: bigin
   if (length === 0n) return fail('EINVAL', `${fn}: len 0`);
   if (length > 1n << 24n) return unmodelled(`vfio_dma_rw of ${length} bytes`);
   if (write && (data === undefined || BigInt(data.length) !== length)) return unmodelled('a vfio_dma_rw write whose data the trace does not give in full');
-  const t = target(k, path, fn);
+  const t = target(k, path, fn, false);
   if ('done' in t) return t.done;
   const { c, i } = t;
   const tfn = 'vfio_iommu_type1.c vfio_iommu_type1_dma_rw';
