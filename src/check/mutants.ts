@@ -58,7 +58,9 @@ export const MUTANTS: readonly MutantDef[] = [
     name: 'destroy-unlocked-ref',
     bug: 'B1 (linux@99f98a7c0d69, CVE-2023-53795)',
     description: 'IOMMU_DESTROY takes a temporary users reference outside destroy_rwsem, drops its locks, then decides: a kernel-side destroy racing it (closing an access) sees users != 1 and frees an object still referenced',
-    caughtBy: ['freed-at-one', 'evolve-accepts'],
+    // auto-domain-in-use: the racing kernel-side destroy is the auto domain's, whose last device left it; it sees the
+    // stray reference and leaves the domain alive.
+    caughtBy: ['freed-at-one', 'evolve-accepts', 'auto-domain-in-use'],
     file: 'src/machines/main.ts',
     anchor: 'iommufd_destroy: after the ENOENT lookup, before `if (o.users !== 1)` (the operation is mutant_ops.ts destroyUnlockedRef)',
   },
@@ -106,7 +108,8 @@ export const MUTANTS: readonly MutantDef[] = [
     name: 'access-rw-during-change',
     bug: 'B8 (linux@cf7c2789822d, CVE-2024-26785)',
     description: 'the access changes IOAS in two steps with ioas_lock dropped in between, and the selftest IOVA converter reads access->ioas without the lock: an ACCESS_PAGES or ACCESS_RW racing the change dereferences an access attached to no IOAS (handler-total), and a close racing it frees the access under the change (evolve-accepts)',
-    caughtBy: ['handler-total', 'evolve-accepts'],
+    // iova-alignment: between the two halves of the change the IOAS's alignment is recomputed without the access.
+    caughtBy: ['handler-total', 'evolve-accepts', 'iova-alignment'],
     file: 'src/machines/selftest_access.ts',
     anchor: 'syzConvAccess (the ioas == 0 check) and access_replace_ioas (one step)',
   },
