@@ -13,8 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { formatTraceError } from '../events/trace.js';
 import { Progress } from './progress.js';
 import { replayFile, type TraceReport } from './replay_file.js';
-import { readScheduleFile } from './schedule_file.js';
-import { MUTANTS, setMutants } from '../check/mutants.js';
+import { applyReplayFlags, ScheduleReadError } from './schedule_file.js';
 
 export const REPLAY_USAGE = `usage: iotrail replay FILE|DIR... [--json] [--stop] [--log PATH] [--workers N] [--max-divergences N]
   --json       print a machine-readable report on stdout (every divergence)
@@ -125,29 +124,21 @@ export async function replayMain(argv: string[]): Promise<number> {
     process.stdout.write(`${REPLAY_USAGE}\n`);
     return 0;
   }
-  let schedule: number[] | undefined;
-  const mutants = [...(o.mutant ?? [])];
-  if (o.schedule !== undefined) {
-    try {
-      const f = readScheduleFile(o.schedule);
-      schedule = [...f.schedule];
-      for (const m of f.mutants) if (!mutants.includes(m)) mutants.push(m);
-      if (positionals.length === 0 && f.trace !== undefined) positionals.push(f.trace);
-    } catch (e) {
-      process.stderr.write(`iotrail replay: --schedule ${o.schedule}: ${(e as Error).message}\n`);
-      return 2;
-    }
+  let flags: ReturnType<typeof applyReplayFlags>;
+  try {
+    flags = applyReplayFlags(o);
+  } catch (e) {
+    process.stderr.write(`iotrail replay: ${e instanceof ScheduleReadError ? `--schedule ${e.path}: ` : ''}${(e as Error).message}\n`);
+    return 2;
+  }
+  const { schedule, mutants, invariants } = flags;
+  if (schedule !== undefined) {
+    if (positionals.length === 0 && flags.trace !== undefined) positionals.push(flags.trace);
     if (positionals.length !== 1) {
       process.stderr.write(`iotrail replay: --schedule replays exactly one trace\n${REPLAY_USAGE}\n`);
       return 2;
     }
   }
-  for (const m of mutants) if (!MUTANTS.some((x) => x.name === m)) {
-    process.stderr.write(`iotrail replay: unknown mutant ${JSON.stringify(m)} (iotrail check --list-mutants)\n`);
-    return 2;
-  }
-  setMutants(mutants);
-  const invariants = o.invariants === true || schedule !== undefined;
   if (positionals.length === 0) {
     process.stderr.write(`iotrail replay: no trace given\n${REPLAY_USAGE}\n`);
     return 2;

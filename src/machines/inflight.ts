@@ -22,7 +22,8 @@
  * test/machines/inflight.test.ts proves the table and XState agree. A step the machine has no transition for is a
  * model bug (`InflightCall.step` throws, which replay and the checker report).
  */
-import { createMachine, transition, type AnyStateMachine } from 'xstate';
+import { createMachine, type AnyStateMachine } from 'xstate';
+import { xstateNext } from './lifecycle.js';
 import type { DomainEvent } from '../events/domain.js';
 
 /** What a call holds between its steps that another thread can run into. */
@@ -59,13 +60,6 @@ export function inflightMachine(kind: InflightKind): AnyStateMachine {
 
 export const INFLIGHT_MACHINES: ReadonlyMap<InflightKind, AnyStateMachine> = new Map((['map', 'unmap'] as const).map((k) => [k, inflightMachine(k)]));
 
-/** What XState answers for `event` in `state`: the next state, or undefined when the machine has no transition. */
-export function inflightNext(machine: AnyStateMachine, state: string, event: InflightEvent): string | undefined {
-  const declared = Object.hasOwn(machine.root.states[state]?.config.on ?? {}, event);
-  if (!declared) return undefined;
-  const [next] = transition(machine, machine.resolveState({ value: state, context: {} }), { type: event });
-  return next.value as string;
-}
 
 /** The derived table: kind → state → event → next state. */
 const TABLE: ReadonlyMap<InflightKind, ReadonlyMap<string, ReadonlyMap<InflightEvent, string>>> = new Map(
@@ -75,7 +69,7 @@ const TABLE: ReadonlyMap<InflightKind, ReadonlyMap<string, ReadonlyMap<InflightE
     for (const s of Object.keys(DEFS[k])) {
       const row = new Map<InflightEvent, string>();
       for (const e of INFLIGHT_EVENTS) {
-        const n = inflightNext(m, s, e);
+        const n = xstateNext(m, s, e);
         if (n !== undefined) row.set(e, n);
       }
       byState.set(s, row);

@@ -42,13 +42,14 @@ export const MACHINES: ReadonlyMap<ObjectKind, AnyStateMachine> = new Map(OBJECT
 export const S_ALLOCATED = 0, S_FINALIZED = 1, S_DESTROYED = 2, S_ABORTED = 3, S_TOMBSTONED = 4;
 export const E_FINALIZE = 0, E_ABORT = 1, E_DESTROY = 2, E_TOMBSTONE = 3;
 
-/** What XState answers for `event` in `state`: the next state, or undefined when the machine does not move. */
-export function xstateNext(machine: AnyStateMachine, state: LifeState, event: LifeEvent): LifeState | undefined {
-  const snap = machine.resolveState({ value: state, context: {} });
-  const [next] = transition(machine, snap, { type: event });
-  const value = next.value as LifeState;
-  const declared = Object.hasOwn(machine.root.states[state]?.config.on ?? {}, event);
-  return declared ? value : undefined;
+/**
+ * What XState answers for `event` in `state` of a flat machine: the next state, or undefined when the state declares
+ * no such transition. Shared with the in-flight call machines (inflight.ts), whose tables are derived the same way.
+ */
+export function xstateNext<S extends string, E extends string>(machine: AnyStateMachine, state: S, event: E): S | undefined {
+  if (!Object.hasOwn(machine.root.states[state]?.config.on ?? {}, event)) return undefined;
+  const [next] = transition(machine, machine.resolveState({ value: state, context: {} }), { type: event });
+  return next.value as S;
 }
 
 function deriveTable(machine: AnyStateMachine): Int8Array {

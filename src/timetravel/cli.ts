@@ -9,8 +9,7 @@ import { Progress } from '../cli/progress.js';
 import { indexEntries, type TraceIndex } from './index.js';
 import { loadIndex, looksLikeIndex, openIndex } from './store.js';
 import { UsageError } from './args.js';
-import { MUTANTS, setMutants } from '../check/mutants.js';
-import { readScheduleFile } from '../cli/schedule_file.js';
+import { applyReplayFlags, ScheduleReadError, UnknownMutantError } from '../cli/schedule_file.js';
 import type { ReplayOptions } from '../replay/engine.js';
 
 export class InputError extends Error {}
@@ -52,21 +51,14 @@ export const REPLAY_OPTIONS_USAGE = `  --invariants   replay with the invariant 
  */
 export function replayOpenOptions(o: { invariants?: boolean | undefined; schedule?: string | undefined; mutant?: string[] | undefined }): { replay?: ReplayOptions } {
   if (o.invariants !== true && o.schedule === undefined && (o.mutant ?? []).length === 0) return {};
-  let schedule: readonly number[] | undefined;
-  const mutants = [...(o.mutant ?? [])];
-  if (o.schedule !== undefined) {
-    try {
-      const f = readScheduleFile(o.schedule);
-      schedule = f.schedule;
-      for (const m of f.mutants) if (!mutants.includes(m)) mutants.push(m);
-    } catch (e) {
-      throw new InputError(`--schedule ${o.schedule}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-    }
+  try {
+    const { schedule } = applyReplayFlags(o);
+    return { replay: { invariants: true, ...(schedule === undefined ? {} : { schedule }) } };
+  } catch (e) {
+    if (e instanceof UnknownMutantError) throw new UsageError(e.message);
+    if (!(e instanceof ScheduleReadError)) throw e;
+    throw new InputError(`--schedule ${e.path}: ${(e.cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : e.message}`);
   }
-  const unknown = mutants.find((m) => !MUTANTS.some((x) => x.name === m));
-  if (unknown !== undefined) throw new UsageError(`unknown mutant ${JSON.stringify(unknown)} (iotrail check --list-mutants)`);
-  setMutants(mutants);
-  return { replay: { invariants: true, ...(schedule === undefined ? {} : { schedule }) } };
 }
 
 /** Opens a trace (replaying it), a saved index, or a model event log. */

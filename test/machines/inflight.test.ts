@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DomainEvent } from '../../src/events/domain.js';
-import { classifyStep, INFLIGHT_EVENTS, INFLIGHT_MACHINES, InflightCall, inflightKindOf, inflightNext, type InflightKind } from '../../src/machines/inflight.js';
+import { classifyStep, INFLIGHT_EVENTS, INFLIGHT_MACHINES, InflightCall, inflightKindOf, type InflightKind } from '../../src/machines/inflight.js';
+import { xstateNext } from '../../src/machines/lifecycle.js';
 
 const ev = (type: string): DomainEvent => ({ type } as unknown as DomainEvent);
 
@@ -11,7 +12,7 @@ describe('in-flight call machines', () => {
       const m = INFLIGHT_MACHINES.get(kind)!;
       let state = m.config.initial as string;
       for (const e of events) {
-        const next = inflightNext(m, state, e);
+        const next = xstateNext(m, state, e);
         const declared = Object.hasOwn(m.root.states[state]!.config.on ?? {}, e);
         expect(next === undefined).toBe(!declared);
         if (next !== undefined) state = next;
